@@ -1,0 +1,379 @@
+//! The event bus: every state change of the engine as one [`GatewayEvent`], numbered and stamped,
+//! fanned out to synchronous [`EventSink`]s, to bounded broadcast subscribers, and kept in a
+//! bounded history ring so a dashboard that reconnects resumes from the sequence number it saw.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::spec::ServerId;
+use crate::upstream::{Era, ListKind};
+
+/// Version of the serialised event schema; bumped on any incompatible change.
+pub const EVENT_SCHEMA_VERSION: u32 = 1;
+
+/// A server's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ServerStatus {
+    /// Connecting or handshaking.
+    Connecting,
+    /// Connected and answering.
+    Healthy,
+    /// Answering, but slowly or with some failures.
+    Degraded,
+    /// Not answering.
+    Unhealthy,
+    /// Waiting to connect again.
+    Reconnecting,
+    /// Stopped on purpose (removed, disabled, gateway shutdown).
+    Stopped,
+    /// Gave up: the connection failed or closed and will not be retried.
+    Failed,
+}
+
+/// Where an upstream log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LogSource {
+    /// An MCP `notifications/message`.
+    Notification,
+    /// A line the child process wrote to stderr.
+    Stderr,
+}
+
+/// How a tool call ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "message")]
+#[non_exhaustive]
+pub enum CallOutcome {
+    /// The tool ran and returned a result.
+    Ok,
+    /// The tool ran and reported an error (`isError: true`).
+    ToolError,
+    /// The call failed (protocol error, timeout, connection lost).
+    Failed(String),
+}
+
+/// Everything that happens in the engine. Serialised with a `type` tag in snake case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum GatewayEvent {
+    /// The gateway started.
+    GatewayStarted,
+    /// The gateway is shutting down.
+    GatewayStopping,
+    /// A server was added (by a discovery source or the API).
+    ServerAdded {
+        /// The server.
+        server: ServerId,
+        /// Its transport kind.
+        transport: String,
+    },
+    /// A server was removed.
+    ServerRemoved {
+        /// The server.
+        server: ServerId,
+    },
+    /// A server's status changed.
+    StatusChanged {
+        /// The server.
+        server: ServerId,
+        /// The old status.
+        from: ServerStatus,
+        /// The new status.
+        to: ServerStatus,
+        /// Why, for a person.
+        reason: String,
+    },
+    /// A connection completed its handshake.
+    Connected {
+        /// The server.
+        server: ServerId,
+        /// The era in use.
+        era: Era,
+        /// The negotiated protocol version.
+        protocol_version: String,
+        /// The server's own `serverInfo`.
+        server_info: Value,
+    },
+    /// One of the merged lists changed.
+    ListChanged {
+        /// Which list.
+        kind: ListKind,
+        /// The server whose entries changed.
+        server: ServerId,
+        /// The registry generation after the change.
+        generation: u64,
+        /// How many entries the server now has in that list.
+        count: usize,
+    },
+    /// Two servers offer the same exposed name; the second one's entry is not exposed.
+    NameCollision {
+        /// Which list.
+        kind: ListKind,
+        /// The contested name.
+        name: String,
+        /// The server that keeps the name.
+        kept: ServerId,
+        /// The server whose entry was rejected.
+        rejected: ServerId,
+    },
+    /// An upstream resource a client subscribed to changed.
+    ResourceUpdated {
+        /// The server.
+        server: ServerId,
+        /// The resource.
+        uri: String,
+    },
+    /// A tool call started.
+    ToolCallStarted {
+        /// The server.
+        server: ServerId,
+        /// The exposed tool name.
+        tool: String,
+    },
+    /// A tool call ended.
+    ToolCallFinished {
+        /// The server.
+        server: ServerId,
+        /// The exposed tool name.
+        tool: String,
+        /// Wall time in microseconds.
+        duration_us: u64,
+        /// How it ended.
+        outcome: CallOutcome,
+    },
+    /// A log line from an upstream.
+    UpstreamLog {
+        /// The server.
+        server: ServerId,
+        /// Where it came from.
+        source: LogSource,
+        /// The level (`info` for stderr lines).
+        level: String,
+        /// The message: the notification's `data`, or the stderr line.
+        message: Value,
+    },
+    /// An upstream broke the protocol (garbage, an answer to an id never sent); the gateway
+    /// ignored the message and kept the connection.
+    ProtocolViolation {
+        /// The server.
+        server: ServerId,
+        /// What it did.
+        detail: String,
+    },
+    /// A subscriber fell behind and missed this many events.
+    Lagged {
+        /// How many events were missed.
+        missed: u64,
+    },
+}
+
+/// An event with its sequence number, time and schema version: the unit sinks and subscribers see.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct EventEnvelope {
+    /// Schema version ([`EVENT_SCHEMA_VERSION`]).
+    pub version: u32,
+    /// Strictly increasing, starting at 1.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// The event.
+    #[serde(flatten)]
+    pub event: GatewayEvent,
+}
+
+/// Receives every event. Called synchronously on the engine's path, so it must not block: a sink
+/// that does I/O queues into its own bounded channel and counts what it drops.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use mcp_gateway_core::{EventEnvelope, EventSink, GatewayEvent};
+///
+/// /// Counts finished tool calls.
+/// #[derive(Default)]
+/// struct CallCounter(AtomicU64);
+///
+/// impl EventSink for CallCounter {
+///     fn on_event(&self, event: &EventEnvelope) {
+///         if let GatewayEvent::ToolCallFinished { .. } = event.event {
+///             self.0.fetch_add(1, Ordering::Relaxed);
+///         }
+///     }
+/// }
+/// ```
+pub trait EventSink: Send + Sync + 'static {
+    /// Observes one event. Must return quickly and never panic.
+    fn on_event(&self, event: &EventEnvelope);
+}
+
+impl<S: EventSink + ?Sized> EventSink for Arc<S> {
+    fn on_event(&self, event: &EventEnvelope) {
+        (**self).on_event(event)
+    }
+}
+
+impl<S: EventSink + ?Sized> EventSink for Box<S> {
+    fn on_event(&self, event: &EventEnvelope) {
+        (**self).on_event(event)
+    }
+}
+
+/// A sink that writes events as `tracing` events.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TracingSink;
+
+impl EventSink for TracingSink {
+    fn on_event(&self, envelope: &EventEnvelope) {
+        tracing::info!(target: "mcp_gateway::events", seq = envelope.seq, event = ?envelope.event);
+    }
+}
+
+/// Sizes of the bus's buffers.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct EventBusConfig {
+    /// Events a subscriber may fall behind before it gets [`GatewayEvent::Lagged`].
+    pub subscriber_capacity: usize,
+    /// Events kept for [`EventBus::history_since`].
+    pub history: usize,
+}
+
+impl Default for EventBusConfig {
+    fn default() -> Self {
+        Self {
+            subscriber_capacity: 4096,
+            history: 4096,
+        }
+    }
+}
+
+/// The fan-out point of all events. Cheap to clone.
+#[derive(Clone)]
+pub struct EventBus {
+    inner: Arc<BusInner>,
+}
+
+struct BusInner {
+    next_seq: AtomicU64,
+    sinks: ArcSwap<Vec<Arc<dyn EventSink>>>,
+    broadcast: broadcast::Sender<Arc<EventEnvelope>>,
+    history: Mutex<VecDeque<Arc<EventEnvelope>>>,
+    history_capacity: usize,
+}
+
+impl EventBus {
+    /// A bus with the given buffer sizes.
+    pub fn new(config: EventBusConfig) -> Self {
+        let (broadcast, _) = broadcast::channel(config.subscriber_capacity.max(1));
+        Self {
+            inner: Arc::new(BusInner {
+                next_seq: AtomicU64::new(1),
+                sinks: ArcSwap::from_pointee(Vec::new()),
+                broadcast,
+                history: Mutex::new(VecDeque::with_capacity(config.history)),
+                history_capacity: config.history,
+            }),
+        }
+    }
+
+    /// Adds a sink; it sees every event from now on.
+    pub fn add_sink(&self, sink: Arc<dyn EventSink>) {
+        self.inner.sinks.rcu(|sinks| {
+            let mut sinks = Vec::clone(sinks);
+            sinks.push(sink.clone());
+            sinks
+        });
+    }
+
+    /// Numbers, stamps and delivers an event.
+    pub fn emit(&self, event: GatewayEvent) {
+        let time_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        // The history lock also orders sequence numbers, so history and subscribers see them
+        // strictly increasing.
+        let Ok(mut history) = self.inner.history.lock() else {
+            return;
+        };
+        let envelope = Arc::new(EventEnvelope {
+            version: EVENT_SCHEMA_VERSION,
+            seq: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
+            time_ms,
+            event,
+        });
+        if self.inner.history_capacity > 0 {
+            if history.len() == self.inner.history_capacity {
+                history.pop_front();
+            }
+            history.push_back(envelope.clone());
+        }
+        let _ = self.inner.broadcast.send(envelope.clone());
+        drop(history);
+        for sink in self.inner.sinks.load().iter() {
+            sink.on_event(&envelope);
+        }
+    }
+
+    /// A stream of every event from now on.
+    pub fn subscribe(&self) -> EventSubscription {
+        EventSubscription {
+            receiver: self.inner.broadcast.subscribe(),
+        }
+    }
+
+    /// The kept events with a sequence number above `seq`, oldest first.
+    pub fn history_since(&self, seq: u64) -> Vec<Arc<EventEnvelope>> {
+        self.inner
+            .history
+            .lock()
+            .map(|history| {
+                history
+                    .iter()
+                    .filter(|event| event.seq > seq)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new(EventBusConfig::default())
+    }
+}
+
+/// A subscriber's view of the bus.
+pub struct EventSubscription {
+    receiver: broadcast::Receiver<Arc<EventEnvelope>>,
+}
+
+impl EventSubscription {
+    /// The next event; `None` once the bus is gone. A subscriber that fell behind gets a
+    /// [`GatewayEvent::Lagged`] (with sequence number 0) telling how many it missed.
+    pub async fn recv(&mut self) -> Option<Arc<EventEnvelope>> {
+        match self.receiver.recv().await {
+            Ok(event) => Some(event),
+            Err(broadcast::error::RecvError::Lagged(missed)) => Some(Arc::new(EventEnvelope {
+                version: EVENT_SCHEMA_VERSION,
+                seq: 0,
+                time_ms: 0,
+                event: GatewayEvent::Lagged { missed },
+            })),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}

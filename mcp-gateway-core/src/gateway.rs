@@ -1,0 +1,822 @@
+//! The [`Gateway`]: owns the upstreams, keeps the registry current, routes calls, and reports
+//! every change on the event bus. Built with [`GatewayBuilder`]; cheap to clone.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::discovery::{DiscoverySource, StaticSource};
+use crate::error::{Error, error_chain};
+use crate::events::{
+    CallOutcome, EventBus, EventBusConfig, EventSink, EventSubscription, GatewayEvent, LogSource,
+    ServerStatus,
+};
+use crate::health::{HealthProbe, RoundTripProbe};
+use crate::registry::{
+    Catalog, DefaultRegistry, NamingPolicy, RegistryChange, ServerCatalog, ToolRegistry,
+};
+use crate::spec::{ServerId, ServerSpec};
+use crate::upstream::{Connection, Era, ListKind, RequestOptions, Signal, Upstream};
+
+/// Pages followed when listing one upstream's catalogue; a server that pages forever is cut off.
+const MAX_LIST_PAGES: usize = 1000;
+/// Deadline for stopping everything in [`Gateway::shutdown`].
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A server as operators see it.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct ServerSnapshot {
+    /// The id.
+    pub id: ServerId,
+    /// The transport kind.
+    pub transport: &'static str,
+    /// The status.
+    pub status: ServerStatus,
+    /// The era in use, once connected.
+    pub era: Option<Era>,
+    /// The negotiated protocol version, once connected.
+    pub protocol_version: Option<String>,
+    /// The server's `serverInfo`, once connected.
+    pub server_info: Option<Value>,
+    /// The last error, if the last attempt failed.
+    pub last_error: Option<String>,
+    /// The discovery source that yielded it (`None`: added through the API).
+    pub source: Option<String>,
+    /// The spec's tags.
+    pub tags: Vec<String>,
+}
+
+/// Builds a [`Gateway`].
+pub struct GatewayBuilder {
+    registry: Option<Arc<dyn ToolRegistry>>,
+    naming: NamingPolicy,
+    sinks: Vec<Arc<dyn EventSink>>,
+    probe: Arc<dyn HealthProbe>,
+    sources: Vec<Arc<dyn DiscoverySource>>,
+    servers: Vec<ServerSpec>,
+    events: EventBusConfig,
+}
+
+impl GatewayBuilder {
+    /// Uses a custom registry instead of [`DefaultRegistry`].
+    pub fn registry(mut self, registry: Arc<dyn ToolRegistry>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Sets the naming policy of the default registry.
+    pub fn naming(mut self, naming: NamingPolicy) -> Self {
+        self.naming = naming;
+        self
+    }
+
+    /// Adds an event sink.
+    pub fn event_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// Replaces the default [`RoundTripProbe`].
+    pub fn health_probe(mut self, probe: Arc<dyn HealthProbe>) -> Self {
+        self.probe = probe;
+        self
+    }
+
+    /// Adds a discovery source; all sources are merged.
+    pub fn discovery(mut self, source: Arc<dyn DiscoverySource>) -> Self {
+        self.sources.push(source);
+        self
+    }
+
+    /// Adds a server known up front.
+    pub fn server(mut self, spec: ServerSpec) -> Self {
+        self.servers.push(spec);
+        self
+    }
+
+    /// Sets the event bus's buffer sizes.
+    pub fn event_buffers(mut self, config: EventBusConfig) -> Self {
+        self.events = config;
+        self
+    }
+
+    /// Builds the gateway. Nothing connects until [`Gateway::start`].
+    pub fn build(self) -> Gateway {
+        let events = EventBus::new(self.events);
+        for sink in self.sinks {
+            events.add_sink(sink);
+        }
+        let mut sources = self.sources;
+        if !self.servers.is_empty() {
+            sources.insert(0, Arc::new(StaticSource::new("builder", self.servers)));
+        }
+        Gateway {
+            inner: Arc::new(Inner {
+                registry: self
+                    .registry
+                    .unwrap_or_else(|| Arc::new(DefaultRegistry::new(self.naming))),
+                events,
+                probe: self.probe,
+                sources,
+                servers: RwLock::new(HashMap::new()),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+}
+
+/// The engine. Clones share one gateway.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Arc<dyn ToolRegistry>,
+    events: EventBus,
+    probe: Arc<dyn HealthProbe>,
+    sources: Vec<Arc<dyn DiscoverySource>>,
+    servers: RwLock<HashMap<ServerId, Arc<Slot>>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// One server's place in the gateway.
+struct Slot {
+    spec: ServerSpec,
+    source: Option<String>,
+    /// Cancelled when the server is removed or the gateway stops.
+    stop: CancellationToken,
+    state: Mutex<SlotState>,
+}
+
+struct SlotState {
+    status: ServerStatus,
+    upstream: Option<Upstream>,
+    lists: ServerCatalog,
+    last_error: Option<String>,
+    /// The era learned at the last handshake, reused on reconnect to skip the probe.
+    era: Option<Era>,
+}
+
+impl Gateway {
+    /// A builder with the defaults: [`DefaultRegistry`], [`RoundTripProbe`], no sinks.
+    pub fn builder() -> GatewayBuilder {
+        GatewayBuilder {
+            registry: None,
+            naming: NamingPolicy::default(),
+            sinks: Vec::new(),
+            probe: Arc::new(RoundTripProbe),
+            sources: Vec::new(),
+            servers: Vec::new(),
+            events: EventBusConfig::default(),
+        }
+    }
+
+    /// Reads every discovery source, connects their servers concurrently, and keeps watching the
+    /// sources that report changes. A server that fails to connect is reported (status `failed`,
+    /// an event) and does not stop the others.
+    pub async fn start(&self) {
+        self.inner.events.emit(GatewayEvent::GatewayStarted);
+        let initial = self.inner.sources.iter().map(|source| {
+            let gateway = self.clone();
+            let source = source.clone();
+            async move {
+                gateway.reconcile(&source).await;
+                let watcher = gateway.clone();
+                self.inner.tasks.spawn(async move {
+                    loop {
+                        tokio::select! {
+                            _ = source.changed() => watcher.reconcile(&source).await,
+                            _ = watcher.inner.shutdown.cancelled() => return,
+                        }
+                    }
+                });
+            }
+        });
+        join_all(initial).await;
+    }
+
+    /// Brings the servers owned by `source` in line with what it yields now.
+    async fn reconcile(&self, source: &Arc<dyn DiscoverySource>) {
+        let name = source.name().to_owned();
+        let specs = match source.discover().await {
+            Ok(specs) => specs,
+            Err(err) => {
+                tracing::warn!(source = %name, error = %error_chain(err.as_ref()), "discovery failed; keeping the current set");
+                return;
+            }
+        };
+        let owned: HashMap<ServerId, ServerSpec> = self
+            .slots()
+            .into_iter()
+            .filter(|slot| slot.source.as_deref() == Some(name.as_str()))
+            .map(|slot| (slot.spec.id.clone(), slot.spec.clone()))
+            .collect();
+        let wanted: HashMap<ServerId, ServerSpec> = specs
+            .into_iter()
+            .map(|spec| (spec.id.clone(), spec))
+            .collect();
+        for id in owned.keys().filter(|id| !wanted.contains_key(*id)) {
+            let _ = self.remove_server(id.as_str()).await;
+        }
+        let changes = wanted.into_values().filter_map(|spec| {
+            let current = owned.get(&spec.id);
+            if current == Some(&spec) {
+                return None;
+            }
+            let gateway = self.clone();
+            let replaced = current.is_some();
+            let name = name.clone();
+            Some(async move {
+                if replaced {
+                    let _ = gateway.remove_server(spec.id.as_str()).await;
+                }
+                // Failures are already reported as status and events.
+                let _ = gateway.add(spec, Some(name)).await;
+            })
+        });
+        join_all(changes).await;
+    }
+
+    /// Adds a server and waits for its first connection attempt. On failure the server stays
+    /// listed with status `failed` and the error names the server and the cause.
+    pub async fn add_server(&self, spec: ServerSpec) -> Result<(), Error> {
+        self.add(spec, None).await
+    }
+
+    async fn add(&self, spec: ServerSpec, source: Option<String>) -> Result<(), Error> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(Error::ShuttingDown);
+        }
+        let slot = Arc::new(Slot {
+            stop: self.inner.shutdown.child_token(),
+            source,
+            state: Mutex::new(SlotState {
+                status: ServerStatus::Connecting,
+                upstream: None,
+                lists: ServerCatalog::default(),
+                last_error: None,
+                era: None,
+            }),
+            spec,
+        });
+        {
+            let mut servers = self
+                .inner
+                .servers
+                .write()
+                .map_err(|_| Error::ShuttingDown)?;
+            if servers.contains_key(&slot.spec.id) {
+                return Err(Error::DuplicateServer(slot.spec.id.clone()));
+            }
+            servers.insert(slot.spec.id.clone(), slot.clone());
+        }
+        self.inner.events.emit(GatewayEvent::ServerAdded {
+            server: slot.spec.id.clone(),
+            transport: slot.spec.transport.kind().into(),
+        });
+        if !slot.spec.enabled {
+            self.set_status(&slot, ServerStatus::Stopped, "disabled in its spec");
+            return Ok(());
+        }
+        self.connect(&slot).await
+    }
+
+    /// Connects a slot, loads its lists into the registry and starts watching its signals.
+    async fn connect(&self, slot: &Arc<Slot>) -> Result<(), Error> {
+        let server = &slot.spec.id;
+        self.set_status(slot, ServerStatus::Connecting, "connecting");
+        let era_hint = slot.state.lock().ok().and_then(|s| s.era);
+        let attempt = async {
+            let Connection { upstream, signals } = Upstream::connect(&slot.spec, era_hint).await?;
+            match fetch_lists(&upstream, &slot.spec).await {
+                Ok(lists) => Ok((upstream, signals, lists)),
+                Err(err) => {
+                    upstream.close().await;
+                    Err(err)
+                }
+            }
+        };
+        let connected = tokio::select! {
+            connected = attempt => connected,
+            _ = slot.stop.cancelled() => Err(Error::ShuttingDown),
+        };
+        let (upstream, signals, lists) = match connected {
+            Ok(connected) => connected,
+            Err(err) => {
+                let reason = error_chain(&err);
+                if let Ok(mut state) = slot.state.lock() {
+                    state.last_error = Some(reason.clone());
+                }
+                self.set_status(slot, ServerStatus::Failed, &reason);
+                return Err(err);
+            }
+        };
+        let peer = upstream.peer().clone();
+        if let Ok(mut state) = slot.state.lock() {
+            state.upstream = Some(upstream.clone());
+            state.era = Some(peer.era);
+            state.last_error = None;
+            state.lists = lists.clone();
+        }
+        self.inner.events.emit(GatewayEvent::Connected {
+            server: server.clone(),
+            era: peer.era,
+            protocol_version: peer.protocol_version.clone(),
+            server_info: peer.server_info.clone(),
+        });
+        let change = self
+            .inner
+            .registry
+            .set_server(server, slot.spec.prefix(), lists);
+        self.report(server, change);
+        self.set_status(slot, ServerStatus::Healthy, "connected");
+
+        let gateway = self.clone();
+        let slot = slot.clone();
+        self.inner
+            .tasks
+            .spawn(async move { gateway.watch(slot, upstream, signals).await });
+        Ok(())
+    }
+
+    /// Handles one connection's signals until it closes or the server is stopped.
+    async fn watch(
+        &self,
+        slot: Arc<Slot>,
+        upstream: Upstream,
+        mut signals: mpsc::Receiver<Signal>,
+    ) {
+        let server = slot.spec.id.clone();
+        loop {
+            let signal = tokio::select! {
+                signal = signals.recv() => signal,
+                _ = slot.stop.cancelled() => return,
+            };
+            let Some(signal) = signal else { return };
+            match signal {
+                Signal::ListChanged(kind) => {
+                    // Coalesce a burst of list changes into one refresh per kind.
+                    let mut kinds = vec![kind];
+                    let mut deferred = Vec::new();
+                    while let Ok(next) = signals.try_recv() {
+                        match next {
+                            Signal::ListChanged(kind) if !kinds.contains(&kind) => kinds.push(kind),
+                            Signal::ListChanged(_) => {}
+                            other => deferred.push(other),
+                        }
+                    }
+                    for kind in kinds {
+                        self.refresh(&slot, &upstream, kind).await;
+                    }
+                    for signal in deferred {
+                        if !self.handle_signal(&slot, signal) {
+                            return;
+                        }
+                    }
+                }
+                other => {
+                    if !self.handle_signal(&slot, other) {
+                        tracing::info!(server = %server, "upstream connection ended");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Turns a signal into events; `false` once the connection is gone.
+    fn handle_signal(&self, slot: &Arc<Slot>, signal: Signal) -> bool {
+        let server = slot.spec.id.clone();
+        let event = match signal {
+            Signal::ListChanged(_) => return true,
+            Signal::ResourceUpdated(params) => GatewayEvent::ResourceUpdated {
+                server,
+                uri: params["uri"].as_str().unwrap_or_default().to_owned(),
+            },
+            Signal::Log(params) => GatewayEvent::UpstreamLog {
+                server,
+                source: LogSource::Notification,
+                level: params["level"].as_str().unwrap_or("info").to_owned(),
+                message: params.get("data").cloned().unwrap_or(Value::Null),
+            },
+            Signal::Stderr(line) => GatewayEvent::UpstreamLog {
+                server,
+                source: LogSource::Stderr,
+                level: "info".into(),
+                message: Value::String(line),
+            },
+            Signal::ProtocolViolation(detail) => {
+                tracing::warn!(server = %server, detail = %detail, "upstream protocol violation");
+                GatewayEvent::ProtocolViolation { server, detail }
+            }
+            Signal::Closed(reason) => {
+                if let Ok(mut state) = slot.state.lock() {
+                    state.upstream = None;
+                    state.last_error = Some(reason.clone());
+                }
+                let change = self.inner.registry.remove_server(&server);
+                self.report(&server, change);
+                self.set_status(
+                    slot,
+                    ServerStatus::Failed,
+                    &format!("connection closed: {reason}"),
+                );
+                return false;
+            }
+        };
+        self.inner.events.emit(event);
+        true
+    }
+
+    /// Re-reads one list from the upstream after it said the list changed.
+    async fn refresh(&self, slot: &Arc<Slot>, upstream: &Upstream, kind: ListKind) {
+        let server = &slot.spec.id;
+        let fetched = match kind {
+            ListKind::Tools => list_all(upstream, "tools/list", "tools")
+                .await
+                .map(|tools| (filter_tools(&slot.spec, tools), Vec::new())),
+            ListKind::Prompts => list_all(upstream, "prompts/list", "prompts")
+                .await
+                .map(|prompts| (prompts, Vec::new())),
+            ListKind::Resources => {
+                let resources = list_all(upstream, "resources/list", "resources").await;
+                let templates =
+                    list_all(upstream, "resources/templates/list", "resourceTemplates").await;
+                resources.and_then(|r| Ok((r, templates?)))
+            }
+        };
+        let (items, templates) = match fetched {
+            Ok(fetched) => fetched,
+            Err(err) => {
+                tracing::warn!(server = %server, ?kind, error = %error_chain(&err), "list refresh failed");
+                return;
+            }
+        };
+        let lists = {
+            let Ok(mut state) = slot.state.lock() else {
+                return;
+            };
+            match kind {
+                ListKind::Tools => state.lists.tools = items,
+                ListKind::Prompts => state.lists.prompts = items,
+                ListKind::Resources => {
+                    state.lists.resources = items;
+                    state.lists.resource_templates = templates;
+                }
+            }
+            state.lists.clone()
+        };
+        let change = self
+            .inner
+            .registry
+            .set_server(server, slot.spec.prefix(), lists);
+        self.report(server, change);
+    }
+
+    /// Emits the events of a registry change.
+    fn report(&self, server: &ServerId, change: RegistryChange) {
+        let catalog = self.inner.registry.catalog();
+        for kind in change.changed {
+            self.inner.events.emit(GatewayEvent::ListChanged {
+                kind,
+                server: server.clone(),
+                generation: change.generation,
+                count: catalog.count(kind, server),
+            });
+        }
+        for collision in change.collisions {
+            tracing::warn!(name = %collision.name, kept = %collision.kept, rejected = %collision.rejected, "name collision");
+            self.inner.events.emit(GatewayEvent::NameCollision {
+                kind: collision.kind,
+                name: collision.name,
+                kept: collision.kept,
+                rejected: collision.rejected,
+            });
+        }
+    }
+
+    fn set_status(&self, slot: &Slot, to: ServerStatus, reason: &str) {
+        let from = {
+            let Ok(mut state) = slot.state.lock() else {
+                return;
+            };
+            std::mem::replace(&mut state.status, to)
+        };
+        if from != to {
+            self.inner.events.emit(GatewayEvent::StatusChanged {
+                server: slot.spec.id.clone(),
+                from,
+                to,
+                reason: reason.to_owned(),
+            });
+        }
+    }
+
+    /// Stops and forgets a server; its entries leave the registry.
+    pub async fn remove_server(&self, id: &str) -> Result<(), Error> {
+        let slot = self
+            .inner
+            .servers
+            .write()
+            .ok()
+            .and_then(|mut servers| servers.remove(id))
+            .ok_or_else(|| Error::UnknownServer(id.to_owned()))?;
+        self.stop_slot(&slot, "removed").await;
+        self.inner.events.emit(GatewayEvent::ServerRemoved {
+            server: slot.spec.id.clone(),
+        });
+        Ok(())
+    }
+
+    async fn stop_slot(&self, slot: &Slot, reason: &str) {
+        slot.stop.cancel();
+        let upstream = slot.state.lock().ok().and_then(|mut s| s.upstream.take());
+        if let Some(upstream) = upstream {
+            upstream.close().await;
+        }
+        let change = self.inner.registry.remove_server(&slot.spec.id);
+        self.report(&slot.spec.id, change);
+        self.set_status(slot, ServerStatus::Stopped, reason);
+    }
+
+    fn slots(&self) -> Vec<Arc<Slot>> {
+        self.inner
+            .servers
+            .read()
+            .map(|servers| servers.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn slot(&self, id: &str) -> Option<Arc<Slot>> {
+        self.inner.servers.read().ok()?.get(id).cloned()
+    }
+
+    /// Every server, sorted by id.
+    pub fn servers(&self) -> Vec<ServerSnapshot> {
+        let mut servers: Vec<_> = self.slots().iter().map(|slot| snapshot(slot)).collect();
+        servers.sort_by(|a, b| a.id.cmp(&b.id));
+        servers
+    }
+
+    /// One server.
+    pub fn server(&self, id: &str) -> Option<ServerSnapshot> {
+        self.slot(id).map(|slot| snapshot(&slot))
+    }
+
+    /// The live connection of a server.
+    pub fn upstream(&self, id: &str) -> Result<Upstream, Error> {
+        let slot = self
+            .slot(id)
+            .ok_or_else(|| Error::UnknownServer(id.to_owned()))?;
+        let state = slot.state.lock().map_err(|_| Error::ShuttingDown)?;
+        match &state.upstream {
+            Some(upstream) if upstream.closed_reason().is_none() => Ok(upstream.clone()),
+            _ => Err(Error::NotConnected {
+                server: slot.spec.id.clone(),
+                reason: match &state.last_error {
+                    Some(error) => format!("{:?}: {error}", state.status).to_lowercase(),
+                    None => format!("{:?}", state.status).to_lowercase(),
+                },
+            }),
+        }
+    }
+
+    /// The merged catalogue snapshot.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.inner.registry.catalog()
+    }
+
+    /// The event bus (to add sinks or read history).
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
+    }
+
+    /// A stream of every event from now on.
+    pub fn subscribe(&self) -> EventSubscription {
+        self.inner.events.subscribe()
+    }
+
+    /// Calls a tool by its exposed name.
+    pub async fn call_tool(&self, name: &str, arguments: Value) -> Result<Value, Error> {
+        let params = json!({ "name": name, "arguments": arguments });
+        self.forward_tool_call(params, &RequestOptions::default())
+            .await
+    }
+
+    /// Forwards a client's `tools/call` params: only `name` is rewritten to the upstream's name;
+    /// `arguments`, `_meta` and any other field pass through.
+    pub async fn forward_tool_call(
+        &self,
+        params: Value,
+        options: &RequestOptions,
+    ) -> Result<Value, Error> {
+        let catalog = self.catalog();
+        let name = params["name"].as_str().unwrap_or_default();
+        let entry = catalog
+            .tool(name)
+            .ok_or_else(|| Error::UnknownTool(name.to_owned()))?;
+        let exposed = name.to_owned();
+        let upstream = self.upstream(entry.server.as_str())?;
+        let params = rename(params, "name", &entry.upstream_name);
+        self.inner.events.emit(GatewayEvent::ToolCallStarted {
+            server: entry.server.clone(),
+            tool: exposed.clone(),
+        });
+        let started = Instant::now();
+        let result = upstream.request("tools/call", Some(params), options).await;
+        let outcome = match &result {
+            Ok(result) if result["isError"] == Value::Bool(true) => CallOutcome::ToolError,
+            Ok(_) => CallOutcome::Ok,
+            Err(err) => CallOutcome::Failed(err.to_string()),
+        };
+        self.inner.events.emit(GatewayEvent::ToolCallFinished {
+            server: entry.server.clone(),
+            tool: exposed,
+            duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            outcome,
+        });
+        result
+    }
+
+    /// Reads a resource from the server that owns its URI.
+    pub async fn read_resource(&self, uri: &str) -> Result<Value, Error> {
+        self.forward_resource_read(json!({ "uri": uri }), &RequestOptions::default())
+            .await
+    }
+
+    /// Forwards a client's `resources/read` params unchanged to the owner of `uri`.
+    pub async fn forward_resource_read(
+        &self,
+        params: Value,
+        options: &RequestOptions,
+    ) -> Result<Value, Error> {
+        let uri = params["uri"].as_str().unwrap_or_default();
+        let catalog = self.catalog();
+        let owner = catalog
+            .resource_owner(uri)
+            .ok_or_else(|| Error::UnknownResource(uri.to_owned()))?;
+        let upstream = self.upstream(owner.as_str())?;
+        upstream
+            .request("resources/read", Some(params), options)
+            .await
+    }
+
+    /// Gets a prompt by its exposed name.
+    pub async fn get_prompt(
+        &self,
+        name: &str,
+        arguments: Map<String, Value>,
+    ) -> Result<Value, Error> {
+        let params = json!({ "name": name, "arguments": arguments });
+        self.forward_prompt_get(params, &RequestOptions::default())
+            .await
+    }
+
+    /// Forwards a client's `prompts/get` params with only `name` rewritten.
+    pub async fn forward_prompt_get(
+        &self,
+        params: Value,
+        options: &RequestOptions,
+    ) -> Result<Value, Error> {
+        let catalog = self.catalog();
+        let name = params["name"].as_str().unwrap_or_default();
+        let entry = catalog
+            .prompt(name)
+            .ok_or_else(|| Error::UnknownPrompt(name.to_owned()))?;
+        let upstream = self.upstream(entry.server.as_str())?;
+        let params = rename(params, "name", &entry.upstream_name);
+        upstream.request("prompts/get", Some(params), options).await
+    }
+
+    /// Runs the health probe once against a server, bounded by its request timeout; returns the
+    /// round-trip time.
+    pub async fn check_health(&self, id: &str) -> Result<Duration, Error> {
+        let upstream = self.upstream(id)?;
+        let timeout = self
+            .slot(id)
+            .map(|slot| slot.spec.request_timeout)
+            .unwrap_or(Duration::from_secs(10));
+        let started = Instant::now();
+        match tokio::time::timeout(timeout, self.inner.probe.probe(&upstream)).await {
+            Ok(Ok(())) => Ok(started.elapsed()),
+            Ok(Err(err)) => Err(Error::transport(
+                upstream.server(),
+                format!("health probe failed: {}", error_chain(err.as_ref())),
+            )),
+            Err(_) => Err(Error::Timeout {
+                server: upstream.server().clone(),
+                method: "the health probe".into(),
+                after: timeout,
+            }),
+        }
+    }
+
+    /// Stops taking work, closes every upstream (stopping child processes) and waits for the
+    /// gateway's tasks, within a deadline.
+    pub async fn shutdown(&self) {
+        if self.inner.shutdown.is_cancelled() {
+            return;
+        }
+        self.inner.events.emit(GatewayEvent::GatewayStopping);
+        self.inner.shutdown.cancel();
+        let slots: Vec<Arc<Slot>> = self
+            .inner
+            .servers
+            .write()
+            .map(|mut servers| servers.drain().map(|(_, slot)| slot).collect())
+            .unwrap_or_default();
+        let stopping = slots
+            .iter()
+            .map(|slot| self.stop_slot(slot, "gateway shutdown"));
+        let _ = tokio::time::timeout(SHUTDOWN_DEADLINE, join_all(stopping)).await;
+        self.inner.tasks.close();
+        let _ = tokio::time::timeout(SHUTDOWN_DEADLINE, self.inner.tasks.wait()).await;
+    }
+}
+
+fn snapshot(slot: &Slot) -> ServerSnapshot {
+    let state = slot.state.lock().ok();
+    let peer = state
+        .as_ref()
+        .and_then(|s| s.upstream.as_ref())
+        .map(|u| u.peer().clone());
+    ServerSnapshot {
+        id: slot.spec.id.clone(),
+        transport: slot.spec.transport.kind(),
+        status: state.as_ref().map_or(ServerStatus::Failed, |s| s.status),
+        era: state.as_ref().and_then(|s| s.era),
+        protocol_version: peer.as_ref().map(|p| p.protocol_version.clone()),
+        server_info: peer.map(|p| p.server_info),
+        last_error: state.as_ref().and_then(|s| s.last_error.clone()),
+        source: slot.source.clone(),
+        tags: slot.spec.tags.clone(),
+    }
+}
+
+fn rename(mut params: Value, key: &str, name: &str) -> Value {
+    params[key] = Value::String(name.to_owned());
+    params
+}
+
+fn filter_tools(spec: &ServerSpec, tools: Vec<Value>) -> Vec<Value> {
+    tools
+        .into_iter()
+        .filter(|tool| {
+            tool["name"]
+                .as_str()
+                .is_some_and(|name| spec.exposes_tool(name))
+        })
+        .collect()
+}
+
+/// Loads every list the server's capabilities say it has.
+async fn fetch_lists(upstream: &Upstream, spec: &ServerSpec) -> Result<ServerCatalog, Error> {
+    let peer = upstream.peer();
+    let mut lists = ServerCatalog::default();
+    if peer.has_capability("tools") {
+        lists.tools = filter_tools(spec, list_all(upstream, "tools/list", "tools").await?);
+    }
+    if peer.has_capability("resources") {
+        lists.resources = list_all(upstream, "resources/list", "resources").await?;
+        lists.resource_templates =
+            list_all(upstream, "resources/templates/list", "resourceTemplates").await?;
+    }
+    if peer.has_capability("prompts") {
+        lists.prompts = list_all(upstream, "prompts/list", "prompts").await?;
+    }
+    Ok(lists)
+}
+
+/// Follows `nextCursor` through every page of a list.
+async fn list_all(upstream: &Upstream, method: &str, key: &str) -> Result<Vec<Value>, Error> {
+    let mut items = Vec::new();
+    let mut cursor: Option<Value> = None;
+    for _ in 0..MAX_LIST_PAGES {
+        let params = cursor.take().map(|cursor| json!({ "cursor": cursor }));
+        let mut page = upstream
+            .request(method, params, &RequestOptions::default())
+            .await?;
+        if let Some(Value::Array(page_items)) = page.get_mut(key).map(Value::take) {
+            items.extend(page_items);
+        }
+        match page.get("nextCursor") {
+            Some(next) if !next.is_null() => cursor = Some(next.clone()),
+            _ => return Ok(items),
+        }
+    }
+    Err(Error::transport(
+        upstream.server(),
+        format!("`{method}` still had more pages after {MAX_LIST_PAGES}"),
+    ))
+}

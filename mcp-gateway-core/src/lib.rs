@@ -1,0 +1,60 @@
+//! The mcp-gateway engine.
+//!
+//! A [`Gateway`] connects to upstream MCP servers (stdio child processes, Streamable HTTP,
+//! legacy HTTP+SSE, or rmcp servers in this process), merges their tools, resources and prompts
+//! into one namespaced [`Catalog`], routes every call to its owner over one shared connection per
+//! upstream, and reports every change as a [`GatewayEvent`].
+//!
+//! It has no HTTP server and no CLI: adapters (the `mcp-gateway-http` crate) and embedding
+//! applications drive it through this API. Four traits let applications plug in their own parts:
+//! [`DiscoverySource`], [`HealthProbe`], [`ToolRegistry`] and [`EventSink`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), mcp_gateway_core::Error> {
+//! use mcp_gateway_core::{Gateway, ServerSpec};
+//!
+//! let gateway = Gateway::builder()
+//!     .server(ServerSpec::stdio("memory", "npx", ["-y", "@modelcontextprotocol/server-memory"])?)
+//!     .build();
+//! gateway.start().await;
+//! let result = gateway
+//!     .call_tool("memory__read_graph", serde_json::json!({}))
+//!     .await?;
+//! println!("{result}");
+//! gateway.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod discovery;
+mod error;
+mod events;
+mod gateway;
+mod health;
+mod jsonrpc;
+mod registry;
+mod spec;
+mod transport;
+mod upstream;
+
+pub use discovery::{DiscoverySource, StaticSource};
+pub use error::{BoxError, Error, ErrorSide, error_chain};
+pub use events::{
+    CallOutcome, EVENT_SCHEMA_VERSION, EventBus, EventBusConfig, EventEnvelope, EventSink,
+    EventSubscription, GatewayEvent, LogSource, ServerStatus, TracingSink,
+};
+pub use gateway::{Gateway, GatewayBuilder, ServerSnapshot};
+pub use health::{HealthProbe, RoundTripProbe};
+pub use jsonrpc::JsonRpcError;
+pub use registry::{
+    Catalog, Collision, DefaultRegistry, Entry, NamingPolicy, PrefixMode, RegistryChange,
+    ServerCatalog, ToolRegistry,
+};
+pub use spec::{
+    HttpSpec, ProtocolPreference, Secret, ServerId, ServerSpec, StdioSpec, TransportSpec,
+};
+pub use transport::in_process::InProcessServer;
+pub use upstream::{
+    Era, ListKind, PROGRESS_CAPACITY, PeerInfo, RequestOptions, SESSION_VERSION, SESSION_VERSIONS,
+    STATELESS_VERSION, Upstream,
+};

@@ -1,0 +1,345 @@
+//! What a discovery source yields: one [`ServerSpec`] per upstream MCP server.
+//!
+//! Secrets (environment values, header values) live in [`Secret`], whose `Debug` never shows the
+//! value, so a spec can be logged or put in an event without leaking credentials.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::transport::in_process::InProcessServer;
+
+/// A server's stable id: also the default namespace prefix of its tools and prompts.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerId(Arc<str>);
+
+impl ServerId {
+    /// Validates an id: 1–64 characters of ASCII letters, digits, `-`, `_` or `.`.
+    pub fn new(id: impl AsRef<str>) -> Result<Self, Error> {
+        let id = id.as_ref();
+        let valid = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if valid {
+            Ok(Self(Arc::from(id)))
+        } else {
+            Err(Error::InvalidSpec(format!(
+                "server id `{id}` must be 1-64 characters of letters, digits, `-`, `_` or `.`"
+            )))
+        }
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for ServerId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ServerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ServerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl serde::Serialize for ServerId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+/// A value that must never be printed: `Debug` and `Display` show `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl<T: Into<String>> From<T> for Secret {
+    fn from(value: T) -> Self {
+        Self::new(value)
+    }
+}
+
+/// How the gateway reaches an upstream.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum TransportSpec {
+    /// A child process speaking newline-delimited JSON-RPC on stdin/stdout.
+    Stdio(StdioSpec),
+    /// The Streamable HTTP transport (one endpoint, POST + optional SSE).
+    StreamableHttp(HttpSpec),
+    /// The deprecated HTTP+SSE transport of 2024-11-05 (`GET /sse` + `POST /message`).
+    Sse(HttpSpec),
+    /// An rmcp server handler running in this process, connected through an in-memory pipe.
+    InProcess(InProcessServer),
+}
+
+impl TransportSpec {
+    /// A short name of the transport kind, for events and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransportSpec::Stdio(_) => "stdio",
+            TransportSpec::StreamableHttp(_) => "streamable-http",
+            TransportSpec::Sse(_) => "sse",
+            TransportSpec::InProcess(_) => "in-process",
+        }
+    }
+}
+
+/// A child process to start.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct StdioSpec {
+    /// The program.
+    pub command: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Extra environment variables (values are secrets).
+    pub env: BTreeMap<String, Secret>,
+    /// The working directory; the gateway's own when `None`.
+    pub cwd: Option<PathBuf>,
+}
+
+/// An HTTP endpoint.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct HttpSpec {
+    /// The endpoint URL (`…/mcp` for Streamable HTTP, `…/sse` for legacy SSE).
+    pub url: String,
+    /// Extra request headers (values are secrets: they often carry tokens).
+    pub headers: BTreeMap<String, Secret>,
+}
+
+/// Which protocol era to speak to an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ProtocolPreference {
+    /// Probe `server/discover` (2026-07-28) and fall back to `initialize`.
+    #[default]
+    Auto,
+    /// Always the session era (`initialize`, 2025-11-25 offered).
+    Session,
+    /// Always the stateless 2026-07-28 revision.
+    Stateless,
+}
+
+/// Everything the gateway needs to know about one upstream server.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ServerSpec {
+    /// Stable id; the default namespace of its tools and prompts.
+    pub id: ServerId,
+    /// How to reach it.
+    pub transport: TransportSpec,
+    /// Prefix for its tool and prompt names, instead of the id.
+    pub namespace: Option<String>,
+    /// When non-empty, only these upstream tool names are exposed.
+    pub allow_tools: Vec<String>,
+    /// Upstream tool names never exposed.
+    pub deny_tools: Vec<String>,
+    /// Protocol era preference.
+    pub protocol: ProtocolPreference,
+    /// Deadline for connecting and completing the handshake.
+    pub connect_timeout: Duration,
+    /// Deadline for one request (a tool call, a read, a list page).
+    pub request_timeout: Duration,
+    /// Free-form labels for operators.
+    pub tags: Vec<String>,
+    /// A disabled server is known but not connected.
+    pub enabled: bool,
+}
+
+impl ServerSpec {
+    /// A spec with the given transport and safe defaults: 30 s to connect, 120 s per request.
+    pub fn new(id: ServerId, transport: TransportSpec) -> Self {
+        Self {
+            id,
+            transport,
+            namespace: None,
+            allow_tools: Vec::new(),
+            deny_tools: Vec::new(),
+            protocol: ProtocolPreference::Auto,
+            connect_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(120),
+            tags: Vec::new(),
+            enabled: true,
+        }
+    }
+
+    /// A child-process server.
+    pub fn stdio<I, S>(id: &str, command: &str, args: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Ok(Self::new(
+            ServerId::new(id)?,
+            TransportSpec::Stdio(StdioSpec {
+                command: command.to_owned(),
+                args: args.into_iter().map(Into::into).collect(),
+                env: BTreeMap::new(),
+                cwd: None,
+            }),
+        ))
+    }
+
+    /// A Streamable HTTP server.
+    pub fn streamable_http(id: &str, url: &str) -> Result<Self, Error> {
+        Ok(Self::new(
+            ServerId::new(id)?,
+            TransportSpec::StreamableHttp(HttpSpec::new(url)?),
+        ))
+    }
+
+    /// A legacy HTTP+SSE server; `url` is its SSE endpoint.
+    pub fn sse(id: &str, url: &str) -> Result<Self, Error> {
+        Ok(Self::new(
+            ServerId::new(id)?,
+            TransportSpec::Sse(HttpSpec::new(url)?),
+        ))
+    }
+
+    /// A server running in this process.
+    pub fn in_process(id: &str, server: InProcessServer) -> Result<Self, Error> {
+        Ok(Self::new(
+            ServerId::new(id)?,
+            TransportSpec::InProcess(server),
+        ))
+    }
+
+    /// Adds an environment variable (stdio only; ignored otherwise).
+    pub fn with_env(mut self, key: impl Into<String>, value: impl Into<Secret>) -> Self {
+        if let TransportSpec::Stdio(stdio) = &mut self.transport {
+            stdio.env.insert(key.into(), value.into());
+        }
+        self
+    }
+
+    /// Sets the working directory (stdio only; ignored otherwise).
+    pub fn with_cwd(mut self, cwd: impl Into<PathBuf>) -> Self {
+        if let TransportSpec::Stdio(stdio) = &mut self.transport {
+            stdio.cwd = Some(cwd.into());
+        }
+        self
+    }
+
+    /// Adds a request header (HTTP and SSE only; ignored otherwise).
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Secret>) -> Self {
+        if let TransportSpec::StreamableHttp(http) | TransportSpec::Sse(http) = &mut self.transport
+        {
+            http.headers.insert(name.into(), value.into());
+        }
+        self
+    }
+
+    /// Sets the namespace prefix used instead of the id.
+    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Exposes only these upstream tools.
+    pub fn with_allow_tools<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        tools: I,
+    ) -> Self {
+        self.allow_tools = tools.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Hides these upstream tools.
+    pub fn with_deny_tools<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tools: I) -> Self {
+        self.deny_tools = tools.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the protocol era preference.
+    pub fn with_protocol(mut self, protocol: ProtocolPreference) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// Sets the connect and handshake deadline.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the per-request deadline.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Adds a tag.
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// Enables or disables the server.
+    pub fn with_enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// The prefix of this server's names in the merged registry.
+    pub fn prefix(&self) -> &str {
+        self.namespace.as_deref().unwrap_or(self.id.as_str())
+    }
+
+    /// Whether an upstream tool passes the allow and deny lists.
+    pub fn exposes_tool(&self, name: &str) -> bool {
+        (self.allow_tools.is_empty() || self.allow_tools.iter().any(|t| t == name))
+            && !self.deny_tools.iter().any(|t| t == name)
+    }
+}
+
+impl HttpSpec {
+    /// Validates the URL's scheme.
+    pub fn new(url: &str) -> Result<Self, Error> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|err| Error::InvalidSpec(format!("url `{url}` is not valid: {err}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(Error::InvalidSpec(format!(
+                "url `{url}` must use http or https"
+            )));
+        }
+        Ok(Self {
+            url: url.to_owned(),
+            headers: BTreeMap::new(),
+        })
+    }
+}

@@ -1,0 +1,173 @@
+//! The legacy HTTP+SSE transport of 2024-11-05 (client side). rmcp dropped it, yet many servers
+//! still speak only this: `GET` the SSE URL, wait for the `endpoint` event naming the POST URL,
+//! then POST each message there; every answer arrives on the SSE stream as a `message` event.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::{Client, Url};
+use serde_json::Value;
+use sse_stream::SseByteStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::http::{client, read_limited, request_error};
+use super::{Connected, INBOUND_CAPACITY, Outbound, TransportEvent};
+use crate::error::Error;
+use crate::jsonrpc::truncate;
+use crate::spec::{HttpSpec, ServerId};
+
+/// Deadline for one POST to the message endpoint.
+const POST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Opens the SSE stream and waits, within `connect_timeout`, for the `endpoint` event.
+pub(crate) async fn open(
+    server: &ServerId,
+    spec: &HttpSpec,
+    connect_timeout: Duration,
+) -> Result<Connected, Error> {
+    let client = client(server, spec, connect_timeout)?;
+    let base = Url::parse(&spec.url)
+        .map_err(|err| Error::InvalidSpec(format!("server `{server}`: url: {err}")))?;
+    let response = client
+        .get(base.clone())
+        .header(ACCEPT, "text/event-stream")
+        .send()
+        .await
+        .map_err(|err| request_error(server, &spec.url, err))?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = read_limited(response).await.unwrap_or_default();
+        return Err(Error::transport(
+            server,
+            format!(
+                "HTTP {status} from {}: {}",
+                spec.url,
+                truncate(&String::from_utf8_lossy(&body), 300)
+            ),
+        ));
+    }
+
+    let (events, inbound) = mpsc::channel(INBOUND_CAPACITY);
+    let (endpoint_tx, endpoint_rx) = oneshot::channel();
+    let cancel = CancellationToken::new();
+    let reader_cancel = cancel.clone();
+    tokio::spawn(async move {
+        let reason = tokio::select! {
+            reason = read_stream(response, events.clone(), endpoint_tx) => reason,
+            _ = reader_cancel.cancelled() => return,
+        };
+        let _ = events.send(TransportEvent::Closed(reason)).await;
+    });
+
+    let endpoint = match tokio::time::timeout(connect_timeout, endpoint_rx).await {
+        Ok(Ok(endpoint)) => endpoint,
+        Ok(Err(_)) => {
+            return Err(Error::transport(
+                server,
+                "the SSE stream ended before naming its message endpoint",
+            ));
+        }
+        Err(_) => {
+            cancel.cancel();
+            return Err(Error::transport(
+                server,
+                format!("no `endpoint` event on the SSE stream within {connect_timeout:?}"),
+            ));
+        }
+    };
+    let endpoint = base.join(&endpoint).map_err(|err| {
+        Error::transport(
+            server,
+            format!("bad endpoint `{endpoint}` from the server: {err}"),
+        )
+    })?;
+    Ok(Connected {
+        outbound: Box::new(LegacySse {
+            server: server.clone(),
+            client,
+            endpoint,
+            cancel,
+        }),
+        inbound,
+    })
+}
+
+/// Reads the SSE stream: the first `endpoint` event goes to `endpoint`, `message` events onward.
+async fn read_stream(
+    response: reqwest::Response,
+    events: mpsc::Sender<TransportEvent>,
+    endpoint: oneshot::Sender<String>,
+) -> String {
+    let mut endpoint = Some(endpoint);
+    let mut stream = SseByteStream::new(response.bytes_stream());
+    while let Some(event) = stream.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(err) => return format!("SSE stream failed: {err}"),
+        };
+        let Some(data) = event.data else { continue };
+        match event.event.as_deref() {
+            Some("endpoint") => {
+                if let Some(endpoint) = endpoint.take() {
+                    let _ = endpoint.send(data.trim().to_owned());
+                }
+            }
+            None | Some("message") => {
+                let event = match serde_json::from_str::<Value>(&data) {
+                    Ok(value) => TransportEvent::Message(value),
+                    Err(_) => TransportEvent::Garbage(truncate(&data, 200)),
+                };
+                if events.send(event).await.is_err() {
+                    return "the connection was dropped".into();
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    "the SSE stream ended".into()
+}
+
+struct LegacySse {
+    server: ServerId,
+    client: Client,
+    endpoint: Url,
+    cancel: CancellationToken,
+}
+
+#[async_trait]
+impl Outbound for LegacySse {
+    async fn send(&self, message: Value) -> Result<(), Error> {
+        let body = serde_json::to_vec(&message).map_err(|err| {
+            Error::transport_caused(&self.server, "could not encode message", err)
+        })?;
+        let response = self
+            .client
+            .post(self.endpoint.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .timeout(POST_TIMEOUT)
+            .body(body)
+            .send()
+            .await
+            .map_err(|err| request_error(&self.server, self.endpoint.as_str(), err))?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        let status = response.status();
+        let body = read_limited(response).await.unwrap_or_default();
+        Err(Error::transport(
+            &self.server,
+            format!(
+                "HTTP {status} from {}: {}",
+                self.endpoint,
+                truncate(&String::from_utf8_lossy(&body), 300)
+            ),
+        ))
+    }
+
+    async fn close(&self) {
+        self.cancel.cancel();
+    }
+}

@@ -1,0 +1,133 @@
+//! The stdio transport: a child process speaking newline-delimited JSON-RPC. Its stderr lines
+//! become log events. The child runs in its own process group and is killed with the connection.
+
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::{FramedRead, LinesCodec};
+
+use super::lines::{LineWriter, read_lines};
+use super::{Connected, INBOUND_CAPACITY, Outbound, TransportEvent};
+use crate::error::Error;
+use crate::jsonrpc::truncate;
+use crate::spec::{ServerId, StdioSpec};
+
+/// How long a child gets to exit after its stdin closes before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// Longest stderr line kept in an event.
+const MAX_STDERR_LINE: usize = 4096;
+
+/// Starts the child and the tasks that read its output and wait for its exit.
+pub(crate) fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Error> {
+    let mut command = Command::new(&spec.command);
+    command
+        .args(&spec.args)
+        .envs(spec.env.iter().map(|(key, value)| (key, value.expose())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        // Its own process group: a Ctrl-C meant for the gateway does not reach the child
+        // before the gateway has had a chance to stop it in order.
+        .process_group(0);
+    if let Some(cwd) = &spec.cwd {
+        command.current_dir(cwd);
+    }
+    let mut child = command.spawn().map_err(|source| Error::Spawn {
+        server: server.clone(),
+        command: spec.command.clone(),
+        source,
+    })?;
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(Error::transport(server, "child process pipes are missing"));
+    };
+
+    let (events, inbound) = mpsc::channel(INBOUND_CAPACITY);
+    let stdout_task = tokio::spawn(read_lines(stdout, events.clone()));
+    let stderr_events = events.clone();
+    tokio::spawn(async move {
+        let mut lines = FramedRead::new(stderr, LinesCodec::new_with_max_length(1024 * 1024));
+        while let Some(Ok(line)) = lines.next().await {
+            let line = truncate(&line, MAX_STDERR_LINE);
+            if stderr_events
+                .send(TransportEvent::Stderr(line))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let (kill, killed) = oneshot::channel();
+    tokio::spawn(async move {
+        let status = wait_or_kill(&mut child, killed).await;
+        // Deliver everything the child wrote before reporting it gone, so no answer is lost.
+        let read_error = tokio::time::timeout(EXIT_GRACE, stdout_task)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
+        let reason = match (status, read_error) {
+            (_, Some(read_error)) => read_error,
+            (Ok(status), None) => format!("process exited ({status})"),
+            (Err(err), None) => format!("could not wait for the process: {err}"),
+        };
+        let _ = events.send(TransportEvent::Closed(reason)).await;
+    });
+    Ok(Connected {
+        outbound: Box::new(ChildOutbound {
+            writer: LineWriter::spawn(server.clone(), stdin),
+            kill: Mutex::new(Some(kill)),
+        }),
+        inbound,
+    })
+}
+
+/// Waits for the child to exit, or, once asked, gives it a grace period and then kills it.
+async fn wait_or_kill(
+    child: &mut Child,
+    killed: oneshot::Receiver<()>,
+) -> std::io::Result<std::process::ExitStatus> {
+    tokio::select! {
+        status = child.wait() => status,
+        _ = killed => {
+            match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
+                Ok(status) => status,
+                Err(_) => {
+                    child.start_kill()?;
+                    child.wait().await
+                }
+            }
+        }
+    }
+}
+
+struct ChildOutbound {
+    writer: LineWriter,
+    kill: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+#[async_trait]
+impl Outbound for ChildOutbound {
+    async fn send(&self, message: Value) -> Result<(), Error> {
+        self.writer.send(message).await
+    }
+
+    /// Closes stdin (the MCP way to ask a stdio server to exit), then kills it after a grace period.
+    async fn close(&self) {
+        self.writer.close().await;
+        let kill = self.kill.lock().ok().and_then(|mut kill| kill.take());
+        if let Some(kill) = kill {
+            let _ = kill.send(());
+        }
+    }
+}
