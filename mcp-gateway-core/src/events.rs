@@ -377,3 +377,6 @@ impl EventSubscription {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

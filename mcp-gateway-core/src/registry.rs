@@ -442,7 +442,7 @@ fn build(naming: &NamingPolicy, state: &RegistryState) -> Catalog {
     }
     catalog
         .template_prefixes
-        .sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
     catalog
 }
 

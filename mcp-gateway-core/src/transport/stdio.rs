@@ -10,6 +10,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio_util::codec::{FramedRead, LinesCodec};
 
 use super::lines::{LineWriter, read_lines};
@@ -68,7 +69,7 @@ pub(crate) fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Err
         }
     });
     let (kill, killed) = oneshot::channel();
-    tokio::spawn(async move {
+    let exited = tokio::spawn(async move {
         let status = wait_or_kill(&mut child, killed).await;
         // Deliver everything the child wrote before reporting it gone, so no answer is lost.
         let read_error = tokio::time::timeout(EXIT_GRACE, stdout_task)
@@ -87,6 +88,7 @@ pub(crate) fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Err
         outbound: Box::new(ChildOutbound {
             writer: LineWriter::spawn(server.clone(), stdin),
             kill: Mutex::new(Some(kill)),
+            exited: Mutex::new(Some(exited)),
         }),
         inbound,
     })
@@ -114,6 +116,8 @@ async fn wait_or_kill(
 struct ChildOutbound {
     writer: LineWriter,
     kill: Mutex<Option<oneshot::Sender<()>>>,
+    /// The task that reaps the child; joined by `close` so no child outlives it.
+    exited: Mutex<Option<JoinHandle<()>>>,
 }
 
 #[async_trait]
@@ -122,12 +126,18 @@ impl Outbound for ChildOutbound {
         self.writer.send(message).await
     }
 
-    /// Closes stdin (the MCP way to ask a stdio server to exit), then kills it after a grace period.
+    /// Closes stdin (the MCP way to ask a stdio server to exit), kills the child if it has not
+    /// exited after a grace period, and returns once it is gone.
     async fn close(&self) {
         self.writer.close().await;
         let kill = self.kill.lock().ok().and_then(|mut kill| kill.take());
         if let Some(kill) = kill {
             let _ = kill.send(());
+        }
+        let exited = self.exited.lock().ok().and_then(|mut exited| exited.take());
+        if let Some(exited) = exited {
+            // The reaper kills after one grace period and then waits at most another for output.
+            let _ = tokio::time::timeout(EXIT_GRACE * 3, exited).await;
         }
     }
 }

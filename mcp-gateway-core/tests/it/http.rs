@@ -1,0 +1,96 @@
+//! server-everything over Streamable HTTP and over the legacy HTTP+SSE transport.
+
+use mcp_gateway_core::{Era, Gateway, GatewayEvent, ListKind, ServerSpec};
+use serde_json::json;
+
+use crate::support::{PeerProcess, eventually, first_text, free_port, next_matching, peer_bin};
+
+#[tokio::test]
+async fn streamable_http_upstream_with_a_resource_added_at_run_time() {
+    let peer = PeerProcess::start(
+        &peer_bin("mcp-server-everything"),
+        &["streamableHttp"],
+        free_port(),
+    )
+    .await;
+    let gateway = Gateway::builder().build();
+    let spec = ServerSpec::streamable_http("everything", &peer.url("/mcp")).expect("valid spec");
+    gateway.add_server(spec).await.expect("connects");
+    let server = gateway.server("everything").expect("listed");
+    assert_eq!(server.era, Some(Era::Session));
+    assert_eq!(server.protocol_version.as_deref(), Some("2025-11-25"));
+
+    let echoed = gateway
+        .call_tool("everything__echo", json!({ "message": "over http" }))
+        .await
+        .expect("echo answers");
+    assert_eq!(first_text(&echoed), "Echo: over http");
+
+    let mut events = gateway.subscribe();
+    let generation = gateway.catalog().generation();
+    let uri = "demo://resource/session/gateway.txt.gz";
+    gateway
+        .call_tool(
+            "everything__gzip-file-as-resource",
+            json!({
+                "name": "gateway.txt.gz",
+                "data": "data:text/plain;base64,SGVsbG8sIGdhdGV3YXkh",
+                "outputType": "resourceLink",
+            }),
+        )
+        .await
+        .expect("gzip-file-as-resource answers");
+
+    let event = next_matching(&mut events, "resources list_changed", |event| {
+        matches!(
+            event,
+            GatewayEvent::ListChanged {
+                kind: ListKind::Resources,
+                ..
+            }
+        )
+    })
+    .await;
+    let GatewayEvent::ListChanged {
+        generation: after,
+        server,
+        ..
+    } = event
+    else {
+        unreachable!("matched above")
+    };
+    assert_eq!(server.as_str(), "everything");
+    assert!(after > generation, "generation {after} after {generation}");
+    eventually("the new resource in the catalog", || {
+        gateway
+            .catalog()
+            .resources()
+            .iter()
+            .any(|r| r.upstream_name == uri)
+    })
+    .await;
+    let read = gateway
+        .read_resource(uri)
+        .await
+        .expect("the new resource reads");
+    assert!(read["contents"][0]["blob"].is_string(), "{read}");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn legacy_sse_upstream() {
+    let peer = PeerProcess::start(&peer_bin("mcp-server-everything"), &["sse"], free_port()).await;
+    let gateway = Gateway::builder()
+        .server(ServerSpec::sse("legacy", &peer.url("/sse")).expect("valid spec"))
+        .build();
+    gateway.start().await;
+    let server = gateway.server("legacy").expect("listed");
+    assert_eq!(server.era, Some(Era::Session), "{server:?}");
+    assert!(gateway.catalog().tool("legacy__echo").is_some());
+    let echoed = gateway
+        .call_tool("legacy__echo", json!({ "message": "over sse" }))
+        .await
+        .expect("echo answers");
+    assert_eq!(first_text(&echoed), "Echo: over sse");
+    gateway.shutdown().await;
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the engine against real MCP peers: the official reference servers over
+//! stdio, Streamable HTTP and legacy SSE, the Python SDK's MCPServer (2026-07-28), an in-process
+//! rmcp server, and a deliberately misbehaving upstream. One binary keeps link times low.
+
+mod failures;
+mod fixture;
+mod http;
+mod in_process;
+mod python;
+mod stdio;
+mod support;
