@@ -71,7 +71,10 @@ fn a_collision_names_both_servers_and_never_shadows() {
         }]
     );
     let catalog = registry.catalog();
-    assert_eq!(catalog.tool("search").map(|e| e.server.clone()), Some(id("first")));
+    assert_eq!(
+        catalog.tool("search").map(|e| e.server.clone()),
+        Some(id("first"))
+    );
     assert_eq!(exposed(&catalog), ["search", "other"]);
     // The collision is reported once, not again on unrelated updates.
     let unrelated = registry.set_server(&id("third"), "third", tools(&["third_tool"]));
@@ -87,7 +90,10 @@ fn on_collision_mode_prefixes_only_shared_names_with_a_custom_separator() {
     let registry = DefaultRegistry::new(naming);
     registry.set_server(&id("a"), "a", tools(&["search", "only_a"]));
     registry.set_server(&id("b"), "b", tools(&["search"]));
-    assert_eq!(exposed(&registry.catalog()), ["a-search", "only_a", "b-search"]);
+    assert_eq!(
+        exposed(&registry.catalog()),
+        ["a-search", "only_a", "b-search"]
+    );
 }
 
 #[test]
@@ -101,16 +107,28 @@ fn resources_route_by_uri_then_by_the_longest_template_prefix() {
     registry.set_server(
         &id("files"),
         "files",
-        lists(json!([{ "uri": "file:///readme" }]), json!([{ "uriTemplate": "file:///{path}" }])),
+        lists(
+            json!([{ "uri": "file:///readme" }]),
+            json!([{ "uriTemplate": "file:///{path}" }]),
+        ),
     );
     registry.set_server(
         &id("logs"),
         "logs",
-        lists(json!([]), json!([{ "uriTemplate": "file:///var/log/{name}" }])),
+        lists(
+            json!([]),
+            json!([{ "uriTemplate": "file:///var/log/{name}" }]),
+        ),
     );
     let catalog = registry.catalog();
     assert_eq!(catalog.resource_owner("file:///readme"), Some(&id("files")));
-    assert_eq!(catalog.resource_owner("file:///var/log/syslog"), Some(&id("logs")));
-    assert_eq!(catalog.resource_owner("file:///etc/hosts"), Some(&id("files")));
+    assert_eq!(
+        catalog.resource_owner("file:///var/log/syslog"),
+        Some(&id("logs"))
+    );
+    assert_eq!(
+        catalog.resource_owner("file:///etc/hosts"),
+        Some(&id("files"))
+    );
     assert_eq!(catalog.resource_owner("memory://graph"), None);
 }

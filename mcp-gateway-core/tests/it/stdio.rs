@@ -76,7 +76,11 @@ async fn merges_and_calls_everything_and_memory_over_stdio() {
     .await;
 
     let marker = memory_file.display().to_string();
-    assert_eq!(processes_with_env(&marker).len(), 1, "one server-memory child runs");
+    assert_eq!(
+        processes_with_env(&marker).len(),
+        1,
+        "one server-memory child runs"
+    );
     gateway.shutdown().await;
     assert!(gateway.servers().is_empty());
     assert!(
