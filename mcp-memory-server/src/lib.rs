@@ -1,0 +1,1 @@
+//! The knowledge-graph memory MCP server (being built).
