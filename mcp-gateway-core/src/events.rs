@@ -161,8 +161,13 @@ pub enum GatewayEvent {
         source: LogSource,
         /// The level (`info` for stderr lines).
         level: String,
+        /// The upstream's logger name, if it gave one.
+        logger: Option<String>,
         /// The message: the notification's `data`, or the stderr line.
         message: Value,
+        /// The client session it was already delivered to, because that session's call was in
+        /// flight on the server when it arrived.
+        session: Option<String>,
     },
     /// An upstream broke the protocol (garbage, an answer to an id never sent); the gateway
     /// ignored the message and kept the connection.

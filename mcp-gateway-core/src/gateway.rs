@@ -404,17 +404,21 @@ impl Gateway {
                 server,
                 uri: params["uri"].as_str().unwrap_or_default().to_owned(),
             },
-            Signal::Log(params) => GatewayEvent::UpstreamLog {
+            Signal::Log(params, session) => GatewayEvent::UpstreamLog {
                 server,
                 source: LogSource::Notification,
                 level: params["level"].as_str().unwrap_or("info").to_owned(),
+                logger: params["logger"].as_str().map(str::to_owned),
                 message: params.get("data").cloned().unwrap_or(Value::Null),
+                session,
             },
             Signal::Stderr(line) => GatewayEvent::UpstreamLog {
                 server,
                 source: LogSource::Stderr,
                 level: "info".into(),
+                logger: None,
                 message: Value::String(line),
+                session: None,
             },
             Signal::ProtocolViolation(detail) => {
                 tracing::warn!(server = %server, detail = %detail, "upstream protocol violation");
@@ -592,6 +596,54 @@ impl Gateway {
         }
     }
 
+    /// Every live upstream connection.
+    pub fn upstreams(&self) -> Vec<Upstream> {
+        self.slots()
+            .iter()
+            .filter_map(|slot| slot.state.lock().ok()?.upstream.clone())
+            .filter(|upstream| upstream.closed_reason().is_none())
+            .collect()
+    }
+
+    /// The live connection of the server that owns a resource URI.
+    pub fn resource_upstream(&self, uri: &str) -> Result<Upstream, Error> {
+        let catalog = self.catalog();
+        let owner = catalog
+            .resource_owner(uri)
+            .ok_or_else(|| Error::UnknownResource(uri.to_owned()))?;
+        self.upstream(owner.as_str())
+    }
+
+    /// Forwards a client's `completion/complete` params to the owner of the prompt or resource
+    /// they refer to; a prompt reference's `name` is rewritten to the upstream's name.
+    pub async fn forward_completion(
+        &self,
+        params: Value,
+        options: &RequestOptions,
+    ) -> Result<Value, Error> {
+        let reference = &params["ref"];
+        let (upstream, params) = match reference["type"].as_str() {
+            Some("ref/prompt") => {
+                let name = reference["name"].as_str().unwrap_or_default();
+                let catalog = self.catalog();
+                let entry = catalog
+                    .prompt(name)
+                    .ok_or_else(|| Error::UnknownPrompt(name.to_owned()))?;
+                let upstream = self.upstream(entry.server.as_str())?;
+                let mut params = params.clone();
+                params["ref"]["name"] = Value::String(entry.upstream_name.clone());
+                (upstream, params)
+            }
+            _ => {
+                let uri = reference["uri"].as_str().unwrap_or_default();
+                (self.resource_upstream(uri)?, params)
+            }
+        };
+        upstream
+            .request("completion/complete", Some(params), options)
+            .await
+    }
+
     /// The merged catalogue snapshot.
     pub fn catalog(&self) -> Arc<Catalog> {
         self.inner.registry.catalog()
@@ -662,11 +714,7 @@ impl Gateway {
         options: &RequestOptions,
     ) -> Result<Value, Error> {
         let uri = params["uri"].as_str().unwrap_or_default();
-        let catalog = self.catalog();
-        let owner = catalog
-            .resource_owner(uri)
-            .ok_or_else(|| Error::UnknownResource(uri.to_owned()))?;
-        let upstream = self.upstream(owner.as_str())?;
+        let upstream = self.resource_upstream(uri)?;
         upstream
             .request("resources/read", Some(params), options)
             .await

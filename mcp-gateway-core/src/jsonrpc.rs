@@ -18,6 +18,10 @@ pub struct JsonRpcError {
 }
 
 impl JsonRpcError {
+    /// The input is not JSON.
+    pub const PARSE_ERROR: i64 = -32700;
+    /// The message is not a valid request.
+    pub const INVALID_REQUEST: i64 = -32600;
     /// The method does not exist or is not available.
     pub const METHOD_NOT_FOUND: i64 = -32601;
     /// The parameters are invalid.
@@ -51,6 +55,7 @@ pub(crate) enum Incoming {
     Request {
         id: Value,
         method: String,
+        params: Option<Value>,
     },
     Notification {
         method: String,
@@ -79,7 +84,7 @@ fn classify_one(value: Value) -> Incoming {
     };
     let params = object.remove("params");
     match (method, id) {
-        (Some(method), Some(id)) => Incoming::Request { id, method },
+        (Some(method), Some(id)) => Incoming::Request { id, method, params },
         (Some(method), None) => Incoming::Notification { method, params },
         (None, Some(id)) => {
             if let Some(result) = object.remove("result") {

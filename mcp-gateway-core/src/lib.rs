@@ -27,6 +27,7 @@
 //! ```
 
 mod discovery;
+mod downstream;
 mod error;
 mod events;
 mod gateway;
@@ -38,6 +39,10 @@ mod transport;
 mod upstream;
 
 pub use discovery::{DiscoverySource, StaticSource};
+pub use downstream::{
+    Caller, DownstreamConfig, HEADER_MISMATCH, McpServer, RESOURCE_NOT_FOUND, Session,
+    UNSUPPORTED_PROTOCOL_VERSION, new_session_id, serve_stdio, to_jsonrpc,
+};
 pub use error::{BoxError, Error, ErrorSide, error_chain};
 pub use events::{
     CallOutcome, EVENT_SCHEMA_VERSION, EventBus, EventBusConfig, EventEnvelope, EventSink,
@@ -55,6 +60,6 @@ pub use spec::{
 };
 pub use transport::in_process::InProcessServer;
 pub use upstream::{
-    Era, ListKind, PROGRESS_CAPACITY, PeerInfo, RequestOptions, SESSION_VERSION, SESSION_VERSIONS,
-    STATELESS_VERSION, Upstream,
+    ClientRequestHandler, Era, ListKind, PROGRESS_CAPACITY, PeerInfo, RequestOptions,
+    SESSION_VERSION, SESSION_VERSIONS, STATELESS_VERSION, Upstream,
 };

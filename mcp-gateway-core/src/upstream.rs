@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -94,20 +95,76 @@ pub enum ListKind {
 pub(crate) enum Signal {
     ListChanged(ListKind),
     ResourceUpdated(Value),
-    Log(Value),
+    /// A log message, and the session it was delivered to (when one session's call was in flight).
+    Log(Value, Option<String>),
     Stderr(String),
     ProtocolViolation(String),
     Closed(String),
 }
 
+/// Answers the requests an upstream sends to its client (`sampling/createMessage`,
+/// `elicitation/create`, `roots/list`) on behalf of the downstream session whose call is in
+/// flight on that upstream.
+///
+/// ```
+/// use async_trait::async_trait;
+/// use mcp_gateway_core::{ClientRequestHandler, JsonRpcError};
+/// use serde_json::{Value, json};
+///
+/// /// Answers `roots/list` with one fixed root, and nothing else.
+/// struct FixedRoots;
+///
+/// #[async_trait]
+/// impl ClientRequestHandler for FixedRoots {
+///     fn session_id(&self) -> &str {
+///         "local"
+///     }
+///
+///     async fn handle(&self, method: &str, _params: Option<Value>) -> Result<Value, JsonRpcError> {
+///         match method {
+///             "roots/list" => Ok(json!({ "roots": [{ "uri": "file:///srv/project" }] })),
+///             other => Err(JsonRpcError::new(JsonRpcError::METHOD_NOT_FOUND, format!("no {other}"))),
+///         }
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait ClientRequestHandler: Send + Sync + 'static {
+    /// The downstream session this handler speaks for; requests are routed to a handler only when
+    /// every call in flight on the upstream belongs to the same session.
+    fn session_id(&self) -> &str;
+
+    /// Answers one request from the upstream.
+    async fn handle(&self, method: &str, params: Option<Value>) -> Result<Value, JsonRpcError>;
+
+    /// Receives a notification the upstream sent while this session's call was in flight (a log
+    /// message). Must not block. The default drops it.
+    fn notify(&self, _method: &str, _params: &Value) {}
+}
+
 /// Options of one request.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct RequestOptions {
     /// Deadline; the spec's `request_timeout` when `None`.
     pub timeout: Option<Duration>,
     /// Where `notifications/progress` for this request go, with the caller's own token restored.
     pub progress: Option<mpsc::Sender<Value>>,
+    /// Who answers the upstream's own requests while this request is in flight.
+    pub client: Option<Arc<dyn ClientRequestHandler>>,
+}
+
+impl std::fmt::Debug for RequestOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestOptions")
+            .field("timeout", &self.timeout)
+            .field("progress", &self.progress.is_some())
+            .field(
+                "client",
+                &self.client.as_ref().map(|c| c.session_id().to_owned()),
+            )
+            .finish()
+    }
 }
 
 impl RequestOptions {
@@ -122,10 +179,17 @@ impl RequestOptions {
         self.progress = Some(progress);
         self
     }
+
+    /// Lets `client` answer the upstream's requests while this request is in flight.
+    pub fn with_client(mut self, client: Arc<dyn ClientRequestHandler>) -> Self {
+        self.client = Some(client);
+        self
+    }
 }
 
 struct Pending {
     answer: oneshot::Sender<Result<Value, JsonRpcError>>,
+    client: Option<Arc<dyn ClientRequestHandler>>,
 }
 
 struct ProgressRoute {
@@ -332,6 +396,12 @@ fn is_connect_error(error: &(dyn std::error::Error + Send + Sync + 'static)) -> 
         .is_some_and(reqwest::Error::is_connect)
 }
 
+/// What the gateway, as a client, offers upstreams: it relays sampling, elicitation and roots to
+/// the downstream session whose call is in flight.
+fn client_capabilities() -> Value {
+    json!({ "sampling": {}, "elicitation": { "form": {}, "url": {} }, "roots": {} })
+}
+
 fn client_info() -> Value {
     json!({ "name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION") })
 }
@@ -340,7 +410,7 @@ async fn initialize(shared: &Arc<Shared>) -> Result<PeerInfo, Error> {
     shared.outbound.set_protocol_version(None);
     let params = json!({
         "protocolVersion": SESSION_VERSION,
-        "capabilities": {},
+        "capabilities": client_capabilities(),
         "clientInfo": client_info(),
     });
     let result = request(
@@ -489,7 +559,13 @@ async fn request(
     let params = prepare_params(shared, id, params, options.progress.clone());
     let (answer, answered) = oneshot::channel();
     if let Ok(mut pending) = shared.pending.lock() {
-        pending.insert(id, Pending { answer });
+        pending.insert(
+            id,
+            Pending {
+                answer,
+                client: options.client.clone(),
+            },
+        );
     }
     let mut in_flight = InFlight {
         shared,
@@ -668,26 +744,84 @@ async fn handle_message(shared: &Arc<Shared>, message: Incoming, raise: &impl Fn
             "notifications/resources/updated" => {
                 raise(Signal::ResourceUpdated(params.unwrap_or(Value::Null)))
             }
-            "notifications/message" => raise(Signal::Log(params.unwrap_or(Value::Null))),
+            "notifications/message" => {
+                let params = params.unwrap_or(Value::Null);
+                let delivered = match client_for(shared, &method) {
+                    Ok(client) => {
+                        client.notify(&method, &params);
+                        Some(client.session_id().to_owned())
+                    }
+                    Err(_) => None,
+                };
+                raise(Signal::Log(params, delivered))
+            }
             other => {
                 tracing::debug!(server = %shared.server, method = other, "notification ignored")
             }
         },
-        Incoming::Request { id, method, .. } => {
-            let reply = if method == "ping" {
-                jsonrpc::response(id, json!({}))
-            } else {
-                let error = JsonRpcError::new(
-                    JsonRpcError::METHOD_NOT_FOUND,
-                    format!("mcp-gateway does not offer `{method}` to upstream servers"),
-                );
-                jsonrpc::error_response(id, &error)
-            };
-            if let Err(err) = shared.outbound.send(reply).await {
-                tracing::debug!(server = %shared.server, error = %err, "could not answer upstream request");
+        Incoming::Request { id, method, params } => {
+            if method == "ping" {
+                reply(shared, id, Ok(json!({}))).await;
+                return;
+            }
+            match client_for(shared, &method) {
+                Ok(client) => {
+                    // Answered from its own task: the client may take minutes (a person
+                    // answering an elicitation) and the dispatcher must keep reading.
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        let answer = client.handle(&method, params).await;
+                        reply(&shared, id, answer).await;
+                    });
+                }
+                Err(answer) => reply(shared, id, answer).await,
             }
         }
         Incoming::Invalid(reason) => raise(Signal::ProtocolViolation(reason)),
+    }
+}
+
+/// Finds the one downstream session that can answer an upstream's request, or the answer to
+/// give when there is none.
+fn client_for(
+    shared: &Shared,
+    method: &str,
+) -> Result<Arc<dyn ClientRequestHandler>, Result<Value, JsonRpcError>> {
+    let clients: Vec<Arc<dyn ClientRequestHandler>> = shared
+        .pending
+        .lock()
+        .map(|pending| pending.values().filter_map(|p| p.client.clone()).collect())
+        .unwrap_or_default();
+    let Some(first) = clients.first() else {
+        // Roots belong to a client session; outside any call the shared connection has none.
+        if method == "roots/list" {
+            return Err(Ok(json!({ "roots": [] })));
+        }
+        return Err(Err(JsonRpcError::new(
+            JsonRpcError::METHOD_NOT_FOUND,
+            format!(
+                "`{method}` arrived while no client call was in flight on this server, so there is no client to ask"
+            ),
+        )));
+    };
+    if clients.iter().any(|c| c.session_id() != first.session_id()) {
+        return Err(Err(JsonRpcError::new(
+            JsonRpcError::INTERNAL_ERROR,
+            format!(
+                "`{method}` is ambiguous: calls from several client sessions are in flight on this server"
+            ),
+        )));
+    }
+    Ok(first.clone())
+}
+
+async fn reply(shared: &Shared, id: Value, answer: Result<Value, JsonRpcError>) {
+    let message = match answer {
+        Ok(result) => jsonrpc::response(id, result),
+        Err(error) => jsonrpc::error_response(id, &error),
+    };
+    if let Err(err) = shared.outbound.send(message).await {
+        tracing::debug!(server = %shared.server, error = %err, "could not answer an upstream request");
     }
 }
 

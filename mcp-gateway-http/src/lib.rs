@@ -1,3 +1,112 @@
-//! HTTP adapters for the mcp-gateway engine: the MCP Streamable HTTP endpoint, the REST API,
-//! event streams and metrics. Empty until the MCP endpoint lands; the crate exists so the
-//! dependency direction cli → http → core is fixed from the start.
+//! HTTP adapters for the mcp-gateway engine.
+//!
+//! [`router`] builds the axum router that serves an [`McpServer`]: the Streamable HTTP endpoint
+//! at `/mcp` (both protocol eras) and the legacy HTTP+SSE endpoint at `/sse` + `/message`, behind
+//! DNS-rebinding protection, optional bearer-token auth and a body size limit. [`serve`] runs it
+//! on a listener until a shutdown signal, mini-redis style: the caller owns the listener and the
+//! signal.
+
+mod guard;
+mod legacy_sse;
+mod streamable;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use mcp_gateway_core::{McpServer, Secret};
+use tokio::net::TcpListener;
+
+/// Settings of the HTTP surface.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HttpConfig {
+    /// Host names accepted in `Host` and `Origin` (any port); `None` accepts any host. The default
+    /// is the loopback names, the DNS-rebinding guard for a gateway bound to 127.0.0.1.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Bearer tokens that grant access; empty means no authentication (loopback only).
+    pub bearer_tokens: Vec<Secret>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Interval of SSE keep-alive comments.
+    pub sse_keep_alive: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: Some(vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()]),
+            bearer_tokens: Vec::new(),
+            max_body_bytes: 4 * 1024 * 1024,
+            sse_keep_alive: Duration::from_secs(15),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Sets the accepted host names (`None`: any).
+    pub fn with_allowed_hosts(mut self, hosts: Option<Vec<String>>) -> Self {
+        self.allowed_hosts = hosts;
+        self
+    }
+
+    /// Requires one of these bearer tokens on every request.
+    pub fn with_bearer_tokens(mut self, tokens: Vec<Secret>) -> Self {
+        self.bearer_tokens = tokens;
+        self
+    }
+
+    /// Sets the body size limit.
+    pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+}
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub server: Arc<McpServer>,
+    pub config: Arc<HttpConfig>,
+    pub legacy: Arc<legacy_sse::Connections>,
+}
+
+/// The MCP endpoints of one gateway.
+pub fn router(server: Arc<McpServer>, config: HttpConfig) -> Router {
+    let state = AppState {
+        server,
+        legacy: Arc::new(legacy_sse::Connections::default()),
+        config: Arc::new(config),
+    };
+    Router::new()
+        .route(
+            "/mcp",
+            post(streamable::post)
+                .get(streamable::get)
+                .delete(streamable::delete),
+        )
+        .route("/sse", get(legacy_sse::open))
+        .route("/message", post(legacy_sse::message))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check,
+        ))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            state.config.max_body_bytes,
+        ))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and lets
+/// requests in progress finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

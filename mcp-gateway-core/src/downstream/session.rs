@@ -1,0 +1,310 @@
+//! One downstream session: its negotiated version and capabilities, its requests in flight (for
+//! cancellation), the requests the gateway relayed to it and awaits, its subscriptions, log level
+//! and the streams that carry messages not tied to a request.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::jsonrpc::{self, JsonRpcError};
+use crate::upstream::ClientRequestHandler;
+
+/// The MCP log levels, least severe first.
+const LOG_LEVELS: [&str; 8] = [
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
+
+/// The rank of an MCP log level, or `None` if it is not one.
+pub(crate) fn log_rank(level: &str) -> Option<usize> {
+    LOG_LEVELS.iter().position(|l| *l == level)
+}
+
+type ClientAnswer = oneshot::Sender<Result<Value, JsonRpcError>>;
+
+/// A session opened by `initialize`.
+pub struct Session {
+    id: Arc<str>,
+    protocol_version: String,
+    client_capabilities: Value,
+    log_level: Mutex<Option<usize>>,
+    /// Streams for messages not tied to a request (GET streams, stdout); the first open one is used.
+    streams: Mutex<Vec<mpsc::Sender<Value>>>,
+    in_flight: Mutex<HashMap<String, CancellationToken>>,
+    client_requests: Mutex<HashMap<u64, ClientAnswer>>,
+    next_client_request: AtomicU64,
+    subscriptions: Mutex<HashSet<String>>,
+    last_active: Mutex<Instant>,
+}
+
+impl Session {
+    pub(crate) fn new(protocol_version: String, client_capabilities: Value) -> Self {
+        Self {
+            id: Arc::from(new_session_id()),
+            protocol_version,
+            client_capabilities,
+            log_level: Mutex::new(None),
+            streams: Mutex::new(Vec::new()),
+            in_flight: Mutex::new(HashMap::new()),
+            client_requests: Mutex::new(HashMap::new()),
+            next_client_request: AtomicU64::new(1),
+            subscriptions: Mutex::new(HashSet::new()),
+            last_active: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// The session id (`Mcp-Session-Id`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub(crate) fn id_arc(&self) -> Arc<str> {
+        self.id.clone()
+    }
+
+    /// The negotiated protocol version.
+    pub fn protocol_version(&self) -> &str {
+        &self.protocol_version
+    }
+
+    /// Adds a stream for messages not tied to a request; it is dropped once its receiver is.
+    pub fn attach_stream(&self, stream: mpsc::Sender<Value>) {
+        if let Ok(mut streams) = self.streams.lock() {
+            streams.retain(|s| !s.is_closed());
+            streams.push(stream);
+        }
+    }
+
+    pub(crate) fn has_streams(&self) -> bool {
+        self.streams
+            .lock()
+            .is_ok_and(|streams| streams.iter().any(|s| !s.is_closed()))
+    }
+
+    /// Sends a message on the first open stream; dropped when there is none or it is full
+    /// (a client that does not read must not hold up the gateway).
+    pub(crate) fn notify(&self, message: Value) {
+        let Ok(streams) = self.streams.lock() else {
+            return;
+        };
+        if let Some(stream) = streams.iter().find(|s| !s.is_closed()) {
+            let _ = stream.try_send(message);
+        }
+    }
+
+    pub(crate) fn touch(&self) {
+        if let Ok(mut last) = self.last_active.lock() {
+            *last = Instant::now();
+        }
+    }
+
+    pub(crate) fn idle_for(&self) -> Duration {
+        self.last_active
+            .lock()
+            .map(|last| last.elapsed())
+            .unwrap_or_default()
+    }
+
+    /// Registers a request in flight and returns the token that cancels it.
+    pub(crate) fn begin(&self, id: &Value) -> CancellationToken {
+        let token = CancellationToken::new();
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.insert(id.to_string(), token.clone());
+        }
+        token
+    }
+
+    pub(crate) fn end(&self, id: &Value) {
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.remove(&id.to_string());
+        }
+    }
+
+    /// Cancels the request with this id (`notifications/cancelled`).
+    pub(crate) fn cancel(&self, id: &Value) {
+        let token = self
+            .in_flight
+            .lock()
+            .ok()
+            .and_then(|mut in_flight| in_flight.remove(&id.to_string()));
+        if let Some(token) = token {
+            token.cancel();
+        }
+    }
+
+    pub(crate) fn cancel_all(&self) {
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            for (_, token) in in_flight.drain() {
+                token.cancel();
+            }
+        }
+        if let Ok(mut waiting) = self.client_requests.lock() {
+            waiting.clear();
+        }
+    }
+
+    /// Delivers the client's answer to a request the gateway relayed to it.
+    pub(crate) fn complete_client_request(&self, id: &Value, outcome: Result<Value, JsonRpcError>) {
+        let waiting = id
+            .as_u64()
+            .and_then(|id| self.client_requests.lock().ok()?.remove(&id));
+        match waiting {
+            Some(waiting) => {
+                let _ = waiting.send(outcome);
+            }
+            None => tracing::debug!(session = %self.id, %id, "answer to no pending request"),
+        }
+    }
+
+    pub(crate) fn add_subscription(&self, uri: &str) {
+        if let Ok(mut subscriptions) = self.subscriptions.lock() {
+            subscriptions.insert(uri.to_owned());
+        }
+    }
+
+    pub(crate) fn remove_subscription(&self, uri: &str) {
+        if let Ok(mut subscriptions) = self.subscriptions.lock() {
+            subscriptions.remove(uri);
+        }
+    }
+
+    pub(crate) fn take_subscriptions(&self) -> Vec<String> {
+        self.subscriptions
+            .lock()
+            .map(|mut s| s.drain().collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn set_log_level(&self, level: &str) {
+        if let Ok(mut current) = self.log_level.lock() {
+            *current = log_rank(level);
+        }
+    }
+
+    /// Whether a log message of this level passes the session's `logging/setLevel`.
+    pub(crate) fn wants_log(&self, level: &str) -> bool {
+        let threshold = self.log_level.lock().ok().and_then(|l| *l);
+        match (threshold, log_rank(level)) {
+            (Some(threshold), Some(rank)) => rank >= threshold,
+            _ => true,
+        }
+    }
+
+    fn client_supports(&self, method: &str) -> bool {
+        let capability = match method {
+            "sampling/createMessage" => "sampling",
+            "elicitation/create" => "elicitation",
+            "roots/list" => "roots",
+            _ => return false,
+        };
+        self.client_capabilities
+            .get(capability)
+            .is_some_and(|c| !c.is_null())
+    }
+}
+
+/// Relays an upstream's requests to one session over the stream of the call that caused them.
+pub(crate) struct SessionClient {
+    session: Arc<Session>,
+    stream: mpsc::Sender<Value>,
+    timeout: Duration,
+}
+
+impl SessionClient {
+    pub(crate) fn new(
+        session: Arc<Session>,
+        stream: mpsc::Sender<Value>,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            session,
+            stream,
+            timeout,
+        }
+    }
+}
+
+#[async_trait]
+impl ClientRequestHandler for SessionClient {
+    fn session_id(&self) -> &str {
+        self.session.id()
+    }
+
+    async fn handle(&self, method: &str, params: Option<Value>) -> Result<Value, JsonRpcError> {
+        if !self.session.client_supports(method) {
+            return Err(JsonRpcError::new(
+                JsonRpcError::METHOD_NOT_FOUND,
+                format!("the client did not declare the capability `{method}` needs"),
+            ));
+        }
+        let id = self
+            .session
+            .next_client_request
+            .fetch_add(1, Ordering::Relaxed);
+        let (answer, answered) = oneshot::channel();
+        if let Ok(mut waiting) = self.session.client_requests.lock() {
+            waiting.insert(id, answer);
+        }
+        let request = jsonrpc::request(id, method, params);
+        if self.stream.send(request).await.is_err() {
+            self.forget(id);
+            return Err(JsonRpcError::new(
+                JsonRpcError::INTERNAL_ERROR,
+                "the client's stream closed before the request could be relayed",
+            ));
+        }
+        match tokio::time::timeout(self.timeout, answered).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(JsonRpcError::new(
+                JsonRpcError::INTERNAL_ERROR,
+                "the client session ended before answering",
+            )),
+            Err(_) => {
+                self.forget(id);
+                Err(JsonRpcError::new(
+                    JsonRpcError::INTERNAL_ERROR,
+                    format!(
+                        "the client did not answer `{method}` within {:?}",
+                        self.timeout
+                    ),
+                ))
+            }
+        }
+    }
+
+    fn notify(&self, method: &str, params: &Value) {
+        let passes = params["level"]
+            .as_str()
+            .is_none_or(|level| self.session.wants_log(level));
+        if passes {
+            let _ = self
+                .stream
+                .try_send(jsonrpc::notification(method, Some(params.clone())));
+        }
+    }
+}
+
+impl SessionClient {
+    fn forget(&self, id: u64) {
+        if let Ok(mut waiting) = self.session.client_requests.lock() {
+            waiting.remove(&id);
+        }
+    }
+}
+
+/// A session id that cannot be guessed: 128 random bits, hex.
+pub fn new_session_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}

@@ -1,0 +1,108 @@
+//! The gateway as an MCP server over stdin/stdout, for desktop clients that launch a command.
+//! One session; requests run concurrently so progress and cancellation work as over HTTP.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, LinesCodec};
+
+use super::{Caller, McpServer};
+use crate::jsonrpc::{self, JsonRpcError};
+use crate::transport::MAX_MESSAGE_BYTES;
+
+/// Messages queued for stdout.
+const OUTPUT_CAPACITY: usize = 1024;
+
+/// Serves one client over a pair of byte streams until the input ends or `shutdown` resolves.
+pub async fn serve_stdio<R, W>(
+    server: Arc<McpServer>,
+    input: R,
+    mut output: W,
+    shutdown: impl std::future::Future<Output = ()>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (out, mut pending) = mpsc::channel::<Value>(OUTPUT_CAPACITY);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = pending.recv().await {
+            let Ok(mut line) = serde_json::to_vec(&message) else {
+                continue;
+            };
+            line.push(b'\n');
+            if output.write_all(&line).await.is_err() || output.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut lines = FramedRead::new(input, LinesCodec::new_with_max_length(MAX_MESSAGE_BYTES));
+    let mut caller: Option<Caller> = None;
+    tokio::pin!(shutdown);
+    loop {
+        let line = tokio::select! {
+            line = lines.next() => line,
+            _ = &mut shutdown => break,
+        };
+        let Some(line) = line else { break };
+        let line = match line {
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => line,
+            Err(err) => {
+                let error = JsonRpcError::new(
+                    JsonRpcError::PARSE_ERROR,
+                    format!("unreadable input: {err}"),
+                );
+                let _ = out.send(jsonrpc::error_response(Value::Null, &error)).await;
+                continue;
+            }
+        };
+        let message: Value = match serde_json::from_str(&line) {
+            Ok(message) => message,
+            Err(err) => {
+                let error =
+                    JsonRpcError::new(JsonRpcError::PARSE_ERROR, format!("not JSON: {err}"));
+                let _ = out.send(jsonrpc::error_response(Value::Null, &error)).await;
+                continue;
+            }
+        };
+        if message["method"] == "initialize" {
+            let reply = match server.open_session(message.get("params")) {
+                Ok((session, result)) => {
+                    session.attach_stream(out.clone());
+                    if let Some(Caller::Session(old)) = caller.replace(Caller::Session(session)) {
+                        server.close_session(old.id()).await;
+                    }
+                    jsonrpc::response(message["id"].clone(), result)
+                }
+                Err(error) => jsonrpc::error_response(message["id"].clone(), &error),
+            };
+            let _ = out.send(reply).await;
+            continue;
+        }
+        let Some(current) = caller.clone() else {
+            if message.get("id").is_some() && message.get("method").is_some() {
+                let error =
+                    JsonRpcError::new(JsonRpcError::INVALID_REQUEST, "send initialize first");
+                let _ = out
+                    .send(jsonrpc::error_response(message["id"].clone(), &error))
+                    .await;
+            }
+            continue;
+        };
+        let server = server.clone();
+        let out = out.clone();
+        tokio::spawn(async move {
+            if let Some(reply) = server.handle(&current, message, Some(out.clone())).await {
+                let _ = out.send(reply).await;
+            }
+        });
+    }
+    if let Some(Caller::Session(session)) = caller {
+        server.close_session(session.id()).await;
+    }
+    drop(out);
+    let _ = writer.await;
+}

@@ -1,0 +1,378 @@
+//! The Streamable HTTP endpoint at `/mcp`.
+//!
+//! Session era: `initialize` opens a session (`Mcp-Session-Id`), POSTs carry one message each,
+//! calls answer on an SSE stream that also carries their progress, logs and relayed requests, GET
+//! opens the session's stream for everything else, DELETE ends the session.
+//!
+//! Stateless 2026-07-28: a POST whose `MCP-Protocol-Version` (or `_meta`) names 2026-07-28 is
+//! served without a session, after checking the `_meta` keys and that the `Mcp-Method` /
+//! `Mcp-Name` headers agree with the body; errors carry the HTTP status the revision assigns.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use mcp_gateway_core::{
+    Caller, HEADER_MISMATCH, JsonRpcError, SESSION_VERSIONS, STATELESS_VERSION,
+    UNSUPPORTED_PROTOCOL_VERSION,
+};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::AppState;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+/// Messages a request's SSE stream may hold before the producer waits.
+const STREAM_CAPACITY: usize = 64;
+/// JSON-RPC code the TypeScript and Python SDKs use for an unknown session.
+const SESSION_NOT_FOUND: i64 = -32001;
+const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+
+/// A JSON-RPC error response body.
+pub(crate) fn error_body(id: &Value, code: i64, message: &str) -> axum::Json<Value> {
+    axum::Json(json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } }))
+}
+
+fn error_response(status: StatusCode, id: &Value, code: i64, message: &str) -> Response {
+    (status, error_body(id, code, message)).into_response()
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+fn accepts_event_stream(headers: &HeaderMap) -> bool {
+    header(headers, header::ACCEPT.as_str())
+        .is_some_and(|accept| accept.contains("text/event-stream") || accept.contains("*/*"))
+}
+
+/// Whether a POST is a stateless 2026-07-28 request.
+fn is_stateless(headers: &HeaderMap, message: &Value) -> bool {
+    if header(headers, VERSION_HEADER) == Some(STATELESS_VERSION) {
+        return true;
+    }
+    headers.get(SESSION_HEADER).is_none()
+        && message["method"] != "initialize"
+        && message
+            .pointer("/params/_meta")
+            .is_some_and(|meta| meta.get(META_VERSION).is_some())
+}
+
+pub(crate) async fn post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let message: Value = match serde_json::from_slice(&body) {
+        Ok(message) => message,
+        Err(err) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &Value::Null,
+                -32700,
+                &format!("parse error: {err}"),
+            );
+        }
+    };
+    if is_stateless(&headers, &message) {
+        return stateless(state, &headers, message).await;
+    }
+    if message["method"] == "initialize" && message.get("id").is_some() {
+        return initialize(&state, &message);
+    }
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    let Some(session_id) = header(&headers, SESSION_HEADER) else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &id,
+            -32600,
+            "missing Mcp-Session-Id header: send initialize first",
+        );
+    };
+    let Some(session) = state.server.session(session_id) else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            &id,
+            SESSION_NOT_FOUND,
+            "session not found: initialize again",
+        );
+    };
+    if let Some(version) = header(&headers, VERSION_HEADER)
+        && !SESSION_VERSIONS.contains(&version)
+    {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &id,
+            -32600,
+            &format!("unsupported MCP-Protocol-Version `{version}` in a session"),
+        );
+    }
+    let caller = Caller::Session(session);
+    let is_request = message.get("method").is_some() && message.get("id").is_some();
+    if !is_request && !message.is_array() {
+        state.server.handle(&caller, message, None).await;
+        return StatusCode::ACCEPTED.into_response();
+    }
+    if accepts_event_stream(&headers) && streams(&message) {
+        return event_stream(&state, caller, message, false);
+    }
+    match state.server.handle(&caller, message, None).await {
+        Some(reply) => axum::Json(reply).into_response(),
+        None => StatusCode::ACCEPTED.into_response(),
+    }
+}
+
+/// Calls may produce progress, logs and relayed requests, so they answer on a stream.
+fn streams(message: &Value) -> bool {
+    matches!(
+        message["method"].as_str(),
+        Some("tools/call" | "prompts/get" | "resources/read" | "completion/complete")
+    )
+}
+
+fn initialize(state: &AppState, message: &Value) -> Response {
+    let id = message["id"].clone();
+    match state.server.open_session(message.get("params")) {
+        Ok((session, result)) => {
+            let mut response =
+                axum::Json(json!({ "jsonrpc": "2.0", "id": id, "result": result })).into_response();
+            if let Ok(value) = HeaderValue::from_str(session.id()) {
+                response.headers_mut().insert(SESSION_HEADER, value);
+            }
+            response
+        }
+        Err(error) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &id,
+            error.code,
+            &error.message,
+        ),
+    }
+}
+
+/// Runs the message in a task and streams what it produces, then its answer, as SSE. With
+/// `cancel_on_disconnect` a client that goes away cancels the work (the stateless rule); in the
+/// session era a disconnect is not a cancellation.
+fn event_stream(
+    state: &AppState,
+    caller: Caller,
+    message: Value,
+    cancel_on_disconnect: bool,
+) -> Response {
+    let (stream, receiver) = mpsc::channel(STREAM_CAPACITY);
+    let cancel = CancellationToken::new();
+    let server = state.server.clone();
+    let work_cancel = cancel.clone();
+    tokio::spawn(async move {
+        let work = server.handle(&caller, message, Some(stream.clone()));
+        let reply = if cancel_on_disconnect {
+            tokio::select! {
+                reply = work => reply,
+                _ = work_cancel.cancelled() => None,
+            }
+        } else {
+            work.await
+        };
+        if let Some(reply) = reply {
+            let _ = stream.send(reply).await;
+        }
+    });
+    sse(receiver, cancel.drop_guard(), state.config.sse_keep_alive)
+}
+
+/// An SSE response of JSON-RPC messages; `guard` is dropped with the response body.
+pub(crate) fn sse(
+    receiver: mpsc::Receiver<Value>,
+    guard: DropGuard,
+    keep_alive: Duration,
+) -> Response {
+    Sse::new(message_events(receiver, guard))
+        .keep_alive(KeepAlive::new().interval(keep_alive))
+        .into_response()
+}
+
+fn message_events(
+    receiver: mpsc::Receiver<Value>,
+    guard: DropGuard,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold((receiver, guard), |(mut receiver, guard)| async move {
+        let message = receiver.recv().await?;
+        let event = Event::default().event("message").data(message.to_string());
+        Some((Ok(event), (receiver, guard)))
+    })
+}
+
+pub(crate) async fn get(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if header(&headers, VERSION_HEADER) == Some(STATELESS_VERSION) {
+        return error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &Value::Null,
+            -32600,
+            "2026-07-28 has no GET stream; use subscriptions/listen",
+        );
+    }
+    if !accepts_event_stream(&headers) {
+        return error_response(
+            StatusCode::NOT_ACCEPTABLE,
+            &Value::Null,
+            -32600,
+            "GET needs Accept: text/event-stream",
+        );
+    }
+    let Some(session_id) = header(&headers, SESSION_HEADER) else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &Value::Null,
+            -32600,
+            "missing Mcp-Session-Id header",
+        );
+    };
+    let Some(session) = state.server.session(session_id) else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            &Value::Null,
+            SESSION_NOT_FOUND,
+            "session not found",
+        );
+    };
+    let (stream, receiver) = mpsc::channel(STREAM_CAPACITY);
+    session.attach_stream(stream);
+    sse(
+        receiver,
+        CancellationToken::new().drop_guard(),
+        state.config.sse_keep_alive,
+    )
+}
+
+pub(crate) async fn delete(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(session_id) = header(&headers, SESSION_HEADER) else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &Value::Null,
+            -32600,
+            "missing Mcp-Session-Id header",
+        );
+    };
+    if state.server.close_session(session_id).await {
+        StatusCode::OK.into_response()
+    } else {
+        error_response(
+            StatusCode::NOT_FOUND,
+            &Value::Null,
+            SESSION_NOT_FOUND,
+            "session not found",
+        )
+    }
+}
+
+/// Serves one stateless 2026-07-28 request.
+async fn stateless(state: AppState, headers: &HeaderMap, message: Value) -> Response {
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    if let Err(error) = check_stateless(headers, &message) {
+        let body = json!({ "jsonrpc": "2.0", "id": id, "error": error });
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
+    if message.get("id").is_none() {
+        state.server.handle(&Caller::Stateless, message, None).await;
+        return StatusCode::ACCEPTED.into_response();
+    }
+    if message["method"] == "subscriptions/listen" {
+        let (stream, receiver) = mpsc::channel(STREAM_CAPACITY);
+        state.server.listen(id, message.get("params"), stream).await;
+        return sse(
+            receiver,
+            CancellationToken::new().drop_guard(),
+            state.config.sse_keep_alive,
+        );
+    }
+    let wants_progress = message.pointer("/params/_meta/progressToken").is_some();
+    if wants_progress && accepts_event_stream(headers) {
+        return event_stream(&state, Caller::Stateless, message, true);
+    }
+    let Some(reply) = state.server.handle(&Caller::Stateless, message, None).await else {
+        return StatusCode::ACCEPTED.into_response();
+    };
+    let status = match reply.pointer("/error/code").and_then(Value::as_i64) {
+        Some(-32601) => StatusCode::NOT_FOUND,
+        Some(-32600 | -32602 | HEADER_MISMATCH | -32021 | UNSUPPORTED_PROTOCOL_VERSION) => {
+            StatusCode::BAD_REQUEST
+        }
+        _ => StatusCode::OK,
+    };
+    (status, axum::Json(reply)).into_response()
+}
+
+/// The 2026-07-28 checks: required `_meta`, a version the gateway speaks, and headers that agree
+/// with the body. Every failure is answered with HTTP 400.
+fn check_stateless(headers: &HeaderMap, message: &Value) -> Result<(), JsonRpcError> {
+    let Some(method) = message["method"].as_str() else {
+        return Err(JsonRpcError::new(
+            JsonRpcError::INVALID_REQUEST,
+            "a 2026-07-28 request must be a single JSON-RPC request or notification",
+        ));
+    };
+    let meta = message.pointer("/params/_meta");
+    let version = meta
+        .and_then(|m| m.get(META_VERSION))
+        .and_then(Value::as_str);
+    let capabilities = meta
+        .and_then(|m| m.get(META_CAPABILITIES))
+        .filter(|c| c.is_object());
+    if message.get("id").is_some() {
+        let (Some(version), Some(_)) = (version, capabilities) else {
+            return Err(JsonRpcError::new(
+                JsonRpcError::INVALID_PARAMS,
+                format!(
+                    "params._meta must carry `{META_VERSION}` and `{META_CAPABILITIES}` in 2026-07-28"
+                ),
+            ));
+        };
+        if version != STATELESS_VERSION {
+            return Err(JsonRpcError {
+                code: UNSUPPORTED_PROTOCOL_VERSION,
+                message: format!("unsupported protocol version `{version}`"),
+                data: Some(json!({ "supported": [STATELESS_VERSION], "requested": version })),
+            });
+        }
+    }
+    let mismatch = |message: String| Err(JsonRpcError::new(HEADER_MISMATCH, message));
+    let header_version = header(headers, VERSION_HEADER);
+    if let Some(version) = version
+        && header_version != Some(version)
+    {
+        return mismatch(format!(
+            "MCP-Protocol-Version header {header_version:?} does not match _meta version `{version}`"
+        ));
+    }
+    let header_method = header(headers, "mcp-method");
+    if header_method != Some(method) {
+        return mismatch(format!(
+            "Mcp-Method header {header_method:?} does not match the body's method `{method}`"
+        ));
+    }
+    let target = match method {
+        "tools/call" | "prompts/get" => message.pointer("/params/name"),
+        "resources/read" => message.pointer("/params/uri"),
+        _ => None,
+    };
+    if let Some(target) = target.and_then(Value::as_str) {
+        let header_name = header(headers, "mcp-name");
+        if header_name != Some(target) {
+            return mismatch(format!(
+                "Mcp-Name header {header_name:?} does not match the body's `{target}`"
+            ));
+        }
+    }
+    Ok(())
+}
