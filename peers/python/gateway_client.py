@@ -5,7 +5,10 @@ Usage:
 
 MODE is `legacy`, `auto` or `2026-07-28`. Lists every tool (following cursors), calls TOOL with
 the JSON object ARGS_JSON while collecting its progress notifications, and prints one JSON line:
-{"protocolVersion", "tools", "result", "progress"}. Exits 1 if the call fails.
+{"protocolVersion", "tools", "result", "progress", "sampled"}. The client offers sampling: a
+`sampling/createMessage` the server sends during the call is answered with the fixed text
+"sampled by the python client" and its messages are reported in "sampled". Exits 1 if the call
+fails.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import sys
 
 from mcp import Client
+from mcp_types import CreateMessageResult, TextContent
 
 
 async def run(url: str, mode: str, tool: str, arguments: dict) -> int:
@@ -23,7 +27,18 @@ async def run(url: str, mode: str, tool: str, arguments: dict) -> int:
     async def on_progress(value: float, total: float | None, message: str | None) -> None:
         progress.append({"progress": value, "total": total, "message": message})
 
-    async with Client(url, mode=mode, cache=None) as client:  # type: ignore[arg-type]
+    sampled: list = []
+
+    async def on_sampling(context, params):  # noqa: ANN001 - the SDK's callback shape
+        sampled.append(params.model_dump(mode="json", by_alias=True, exclude_none=True))
+        return CreateMessageResult(
+            role="assistant",
+            content=TextContent(type="text", text="sampled by the python client"),
+            model="fixture-model",
+            stop_reason="endTurn",
+        )
+
+    async with Client(url, mode=mode, cache=None, sampling_callback=on_sampling) as client:  # type: ignore[arg-type]
         names: list[str] = []
         cursor = None
         while True:
@@ -38,6 +53,7 @@ async def run(url: str, mode: str, tool: str, arguments: dict) -> int:
             "tools": names,
             "result": result.model_dump(mode="json", by_alias=True, exclude_none=True),
             "progress": progress,
+            "sampled": sampled,
         }))
         return 1 if result.is_error else 0
 

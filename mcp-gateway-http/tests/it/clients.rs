@@ -97,3 +97,47 @@ async fn inspector_cli_lists_and_calls_through_the_gateway() {
     assert_eq!(called["content"][0]["text"], "Echo: inspected", "{called}");
     gateway.stop().await;
 }
+
+/// server-everything's `trigger-sampling-request` makes the upstream ask its client for a
+/// completion in the middle of the call; the gateway relays it to the session whose call caused
+/// it, and the Python client's answer goes back upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampling_reaches_the_session_whose_call_caused_it() {
+    let gateway = RunningGateway::start(vec![everything()]).await;
+    let url = format!("{}/mcp", gateway.url);
+    let summary = python_client(
+        &url,
+        "legacy",
+        "everything__trigger-sampling-request",
+        json!({ "prompt": "say hello", "maxTokens": 20 }),
+    )
+    .await;
+    let sampled = summary["sampled"].as_array().cloned().unwrap_or_default();
+    assert_eq!(sampled.len(), 1, "{summary}");
+    assert!(sampled[0].to_string().contains("say hello"), "{summary}");
+    let result = summary["result"].to_string();
+    assert!(result.contains("sampled by the python client"), "{summary}");
+    gateway.stop().await;
+}
+
+/// A legacy HTTP+SSE client (the Inspector with `--transport sse`) uses `/sse` + `/message`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_sse_clients_are_served() {
+    let gateway = RunningGateway::start(vec![everything()]).await;
+    let url = format!("{}/sse", gateway.url);
+    let called = inspector(
+        &[&url, "--transport", "sse"],
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "everything__echo",
+            "--tool-arg",
+            "message=old school",
+        ],
+    )
+    .await["result"]
+        .take();
+    assert_eq!(called["content"][0]["text"], "Echo: old school", "{called}");
+    gateway.stop().await;
+}

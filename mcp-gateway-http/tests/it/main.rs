@@ -3,5 +3,6 @@
 //! plus `Router::oneshot` tests of the HTTP rules.
 
 mod clients;
+mod notifications;
 mod rules;
 mod support;
