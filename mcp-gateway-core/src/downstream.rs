@@ -87,6 +87,52 @@ impl DownstreamConfig {
     }
 }
 
+/// The `_meta` key naming a stateless request's protocol version.
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+/// The `_meta` key carrying a stateless request's client capabilities.
+pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+
+/// Whether a message reads as a stateless 2026-07-28 request: it names a version in `_meta` (and
+/// is not an `initialize`), or it is `server/discover`.
+pub fn is_stateless_message(message: &Value) -> bool {
+    message["method"] == "server/discover"
+        || (message["method"] != "initialize"
+            && message
+                .pointer("/params/_meta")
+                .is_some_and(|meta| meta.get(META_PROTOCOL_VERSION).is_some()))
+}
+
+/// The checks 2026-07-28 makes of every request, whatever the transport: `_meta` must carry the
+/// protocol version and client capabilities, and the version must be one the gateway speaks.
+pub fn check_stateless_meta(message: &Value) -> Result<(), JsonRpcError> {
+    if message.get("id").is_none() {
+        return Ok(());
+    }
+    let meta = message.pointer("/params/_meta");
+    let version = meta
+        .and_then(|m| m.get(META_PROTOCOL_VERSION))
+        .and_then(Value::as_str);
+    let capabilities = meta
+        .and_then(|m| m.get(META_CLIENT_CAPABILITIES))
+        .filter(|c| c.is_object());
+    let (Some(version), Some(_)) = (version, capabilities) else {
+        return Err(JsonRpcError::new(
+            JsonRpcError::INVALID_PARAMS,
+            format!(
+                "params._meta must carry `{META_PROTOCOL_VERSION}` and `{META_CLIENT_CAPABILITIES}` in 2026-07-28"
+            ),
+        ));
+    };
+    if version != STATELESS_VERSION {
+        return Err(JsonRpcError {
+            code: UNSUPPORTED_PROTOCOL_VERSION,
+            message: format!("unsupported protocol version `{version}`"),
+            data: Some(json!({ "supported": [STATELESS_VERSION], "requested": version })),
+        });
+    }
+    Ok(())
+}
+
 /// Who sent a message: a session-era session, or a stateless 2026-07-28 request.
 #[derive(Clone)]
 pub enum Caller {

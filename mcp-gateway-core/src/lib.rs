@@ -40,8 +40,9 @@ mod upstream;
 
 pub use discovery::{DiscoverySource, StaticSource};
 pub use downstream::{
-    Caller, DownstreamConfig, HEADER_MISMATCH, McpServer, RESOURCE_NOT_FOUND, Session,
-    UNSUPPORTED_PROTOCOL_VERSION, new_session_id, serve_stdio, to_jsonrpc,
+    Caller, DownstreamConfig, HEADER_MISMATCH, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION,
+    McpServer, RESOURCE_NOT_FOUND, Session, UNSUPPORTED_PROTOCOL_VERSION, check_stateless_meta,
+    is_stateless_message, new_session_id, serve_stdio, to_jsonrpc,
 };
 pub use error::{BoxError, Error, ErrorSide, error_chain};
 pub use events::{

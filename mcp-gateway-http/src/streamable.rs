@@ -18,8 +18,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use mcp_gateway_core::{
-    Caller, HEADER_MISMATCH, JsonRpcError, SESSION_VERSIONS, STATELESS_VERSION,
-    UNSUPPORTED_PROTOCOL_VERSION,
+    Caller, HEADER_MISMATCH, JsonRpcError, META_PROTOCOL_VERSION, SESSION_VERSIONS,
+    STATELESS_VERSION, UNSUPPORTED_PROTOCOL_VERSION, check_stateless_meta, is_stateless_message,
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -33,8 +33,6 @@ const VERSION_HEADER: &str = "mcp-protocol-version";
 const STREAM_CAPACITY: usize = 64;
 /// JSON-RPC code the TypeScript and Python SDKs use for an unknown session.
 const SESSION_NOT_FOUND: i64 = -32001;
-const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 
 /// A JSON-RPC error response body.
 pub(crate) fn error_body(id: &Value, code: i64, message: &str) -> axum::Json<Value> {
@@ -59,14 +57,8 @@ fn accepts_event_stream(headers: &HeaderMap) -> bool {
 
 /// Whether a POST is a stateless 2026-07-28 request.
 fn is_stateless(headers: &HeaderMap, message: &Value) -> bool {
-    if header(headers, VERSION_HEADER) == Some(STATELESS_VERSION) {
-        return true;
-    }
-    headers.get(SESSION_HEADER).is_none()
-        && message["method"] != "initialize"
-        && message
-            .pointer("/params/_meta")
-            .is_some_and(|meta| meta.get(META_VERSION).is_some())
+    header(headers, VERSION_HEADER) == Some(STATELESS_VERSION)
+        || (headers.get(SESSION_HEADER).is_none() && is_stateless_message(message))
 }
 
 pub(crate) async fn post(
@@ -322,30 +314,11 @@ fn check_stateless(headers: &HeaderMap, message: &Value) -> Result<(), JsonRpcEr
             "a 2026-07-28 request must be a single JSON-RPC request or notification",
         ));
     };
-    let meta = message.pointer("/params/_meta");
-    let version = meta
-        .and_then(|m| m.get(META_VERSION))
+    check_stateless_meta(message)?;
+    let version = message
+        .pointer("/params/_meta")
+        .and_then(|m| m.get(META_PROTOCOL_VERSION))
         .and_then(Value::as_str);
-    let capabilities = meta
-        .and_then(|m| m.get(META_CAPABILITIES))
-        .filter(|c| c.is_object());
-    if message.get("id").is_some() {
-        let (Some(version), Some(_)) = (version, capabilities) else {
-            return Err(JsonRpcError::new(
-                JsonRpcError::INVALID_PARAMS,
-                format!(
-                    "params._meta must carry `{META_VERSION}` and `{META_CAPABILITIES}` in 2026-07-28"
-                ),
-            ));
-        };
-        if version != STATELESS_VERSION {
-            return Err(JsonRpcError {
-                code: UNSUPPORTED_PROTOCOL_VERSION,
-                message: format!("unsupported protocol version `{version}`"),
-                data: Some(json!({ "supported": [STATELESS_VERSION], "requested": version })),
-            });
-        }
-    }
     let mismatch = |message: String| Err(JsonRpcError::new(HEADER_MISMATCH, message));
     let header_version = header(headers, VERSION_HEADER);
     if let Some(version) = version

@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LinesCodec};
 
-use super::{Caller, McpServer};
+use super::{Caller, McpServer, check_stateless_meta, is_stateless_message};
 use crate::jsonrpc::{self, JsonRpcError};
 use crate::transport::MAX_MESSAGE_BYTES;
 
@@ -82,15 +82,36 @@ pub async fn serve_stdio<R, W>(
             let _ = out.send(reply).await;
             continue;
         }
-        let Some(current) = caller.clone() else {
-            if message.get("id").is_some() && message.get("method").is_some() {
-                let error =
-                    JsonRpcError::new(JsonRpcError::INVALID_REQUEST, "send initialize first");
-                let _ = out
-                    .send(jsonrpc::error_response(message["id"].clone(), &error))
-                    .await;
+        let current = match &caller {
+            Some(caller) => caller.clone(),
+            // Without a session, 2026-07-28 requests are served statelessly.
+            None if is_stateless_message(&message) => {
+                if let Err(error) = check_stateless_meta(&message) {
+                    let _ = out
+                        .send(jsonrpc::error_response(message["id"].clone(), &error))
+                        .await;
+                    continue;
+                }
+                if message["method"] == "subscriptions/listen" {
+                    server
+                        .listen(message["id"].clone(), message.get("params"), out.clone())
+                        .await;
+                    continue;
+                }
+                Caller::Stateless
             }
-            continue;
+            None => {
+                if message.get("id").is_some() && message.get("method").is_some() {
+                    let error = JsonRpcError::new(
+                        JsonRpcError::INVALID_REQUEST,
+                        "send initialize first (or use 2026-07-28 with its _meta)",
+                    );
+                    let _ = out
+                        .send(jsonrpc::error_response(message["id"].clone(), &error))
+                        .await;
+                }
+                continue;
+            }
         };
         let server = server.clone();
         let out = out.clone();
