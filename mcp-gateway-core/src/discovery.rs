@@ -1,5 +1,8 @@
 //! Where server specs come from. The gateway merges every source's set; a source that can tell
 //! when its set changed gets re-read, and only added, removed or changed servers are touched.
+//!
+//! The trait and [`StaticSource`] are re-exported at the crate root; the other built-in sources
+//! live in this module.
 
 use async_trait::async_trait;
 

@@ -26,7 +26,7 @@
 //! # }
 //! ```
 
-mod discovery;
+pub mod discovery;
 mod downstream;
 mod error;
 mod events;
