@@ -1,0 +1,189 @@
+//! The `mcp-memory-server` binary: flags, logging to stderr, signals, and the choice between
+//! Streamable HTTP (the default, `http://127.0.0.1:4100/mcp`) and stdio.
+//!
+//! Exit codes: 0 after a clean shutdown, 65 (`EX_DATAERR`) when the memory file is corrupt,
+//! 2 for bad flags, 1 for anything else.
+
+use std::error::Error;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use mcp_memory_server::{HttpConfig, MCP_PATH, MemoryError, MemoryServer, default_memory_file};
+use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// How long open HTTP requests may take to finish after a shutdown signal.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A knowledge-graph memory MCP server, compatible with @modelcontextprotocol/server-memory.
+///
+/// The memory file is --file, else $MEMORY_FILE_PATH, else
+/// $XDG_DATA_HOME/mcp-gateway/memory.jsonl (default ~/.local/share/mcp-gateway/memory.jsonl).
+/// Logs go to stderr; RUST_LOG sets the level (default info).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Serve MCP over stdin/stdout instead of HTTP.
+    #[arg(long, conflicts_with = "listen")]
+    stdio: bool,
+
+    /// Serve MCP Streamable HTTP on this address, at the path /mcp.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4100")]
+    listen: SocketAddr,
+
+    /// The JSON-lines memory file (the reference server's format).
+    #[arg(long, value_name = "PATH", env = "MEMORY_FILE_PATH")]
+    file: Option<PathBuf>,
+
+    /// Also accept this Host header over HTTP (repeatable). Loopback names are always
+    /// accepted; other names are refused to guard against DNS rebinding.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_hosts: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("mcp-memory-server: could not start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run(args));
+    // A blocking stdin read cannot be cancelled; do not wait for it.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+async fn run(args: Args) -> ExitCode {
+    let path = args.file.unwrap_or_else(default_memory_file);
+    let opened = tokio::task::spawn_blocking(move || MemoryServer::open(path)).await;
+    let server = match opened {
+        Ok(Ok(server)) => server,
+        Ok(Err(err)) => return fail(&err),
+        Err(err) => {
+            eprintln!("mcp-memory-server: opening the memory file failed: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.stdio {
+        serve_stdio(server).await
+    } else {
+        let config = HttpConfig::default().with_allowed_hosts(args.allow_hosts);
+        serve_http(server, args.listen, config).await
+    }
+}
+
+async fn serve_stdio(server: MemoryServer) -> ExitCode {
+    tracing::info!(file = %server.path().display(), "serving MCP on stdio");
+    let running = match server.serve(rmcp::transport::stdio_pipes()).await {
+        Ok(running) => running,
+        Err(err) => {
+            eprintln!("mcp-memory-server: the stdio session did not start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cancel = running.cancellation_token();
+    let finished = running.waiting();
+    tokio::pin!(finished);
+    tokio::select! {
+        _ = &mut finished => {}
+        () = shutdown_signal() => {
+            tracing::info!("shutting down");
+            cancel.cancel();
+            let _ = finished.await;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+async fn serve_http(server: MemoryServer, addr: SocketAddr, config: HttpConfig) -> ExitCode {
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("mcp-memory-server: could not listen on {addr}: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = listener.local_addr().unwrap_or(addr);
+    tracing::info!(file = %server.path().display(), "listening on http://{local}{MCP_PATH}");
+    let stop = CancellationToken::new();
+    let serving =
+        mcp_memory_server::serve_http(server, listener, config, stop.clone().cancelled_owned());
+    tokio::pin!(serving);
+    let result = tokio::select! {
+        result = &mut serving => result,
+        () = shutdown_signal() => {
+            tracing::info!("shutting down");
+            stop.cancel();
+            match tokio::time::timeout(DRAIN_DEADLINE, serving).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!("open requests did not finish in {DRAIN_DEADLINE:?}; exiting anyway");
+                    Ok(())
+                }
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
+}
+
+/// Prints the error and its causes on stderr and picks the exit code.
+fn fail(err: &MemoryError) -> ExitCode {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    eprintln!("mcp-memory-server: {message}");
+    match err {
+        MemoryError::Corrupt { .. } => ExitCode::from(65),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
