@@ -2,9 +2,27 @@
 //! when its set changed gets re-read, and only added, removed or changed servers are touched.
 //!
 //! The trait and [`StaticSource`] are re-exported at the crate root; the other built-in sources
-//! live in this module.
+//! live in this module:
+//!
+//! - [`EnvSource`]: `MCP_SERVER_<NAME>_URL`, `…_COMMAND` and the `MCP_GATEWAY_SERVERS` list
+//!   ([`env`] has the scheme);
+//! - [`PortProbeSource`]: MCP endpoints answering on well-known localhost ports, re-probed on an
+//!   interval;
+//! - [`DnsSrvSource`]: one Streamable HTTP server per target of a DNS SRV name, re-resolved on an
+//!   interval or the records' TTL.
+//!
+//! Several sources can feed one gateway; each owns the servers it yielded, so their ids must not
+//! collide.
+
+pub mod dns_srv;
+pub mod env;
+pub mod port_probe;
 
 use async_trait::async_trait;
+
+pub use dns_srv::DnsSrvSource;
+pub use env::EnvSource;
+pub use port_probe::PortProbeSource;
 
 use crate::error::BoxError;
 use crate::spec::ServerSpec;
