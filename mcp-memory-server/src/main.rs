@@ -24,7 +24,7 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 ///
 /// The memory file is --file, else $MEMORY_FILE_PATH, else
 /// $XDG_DATA_HOME/mcp-gateway/memory.jsonl (default ~/.local/share/mcp-gateway/memory.jsonl).
-/// Logs go to stderr; RUST_LOG sets the level (default info).
+/// Logs go to stderr; RUST_LOG sets the filter (default "info,rmcp=warn").
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -72,6 +72,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> ExitCode {
+    // Listen for signals before anything else, so that one arriving early is not fatal.
+    let shutdown = match Shutdown::listen() {
+        Ok(shutdown) => shutdown,
+        Err(err) => {
+            eprintln!("mcp-memory-server: could not listen for signals: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let path = args.file.unwrap_or_else(default_memory_file);
     let opened = tokio::task::spawn_blocking(move || MemoryServer::open(path)).await;
     let server = match opened {
@@ -83,28 +91,32 @@ async fn run(args: Args) -> ExitCode {
         }
     };
     if args.stdio {
-        serve_stdio(server).await
+        serve_stdio(server, shutdown).await
     } else {
         let config = HttpConfig::default().with_allowed_hosts(args.allow_hosts);
-        serve_http(server, args.listen, config).await
+        serve_http(server, args.listen, config, shutdown).await
     }
 }
 
-async fn serve_stdio(server: MemoryServer) -> ExitCode {
+async fn serve_stdio(server: MemoryServer, mut shutdown: Shutdown) -> ExitCode {
     tracing::info!(file = %server.path().display(), "serving MCP on stdio");
-    let running = match server.serve(rmcp::transport::stdio_pipes()).await {
-        Ok(running) => running,
-        Err(err) => {
-            eprintln!("mcp-memory-server: the stdio session did not start: {err}");
-            return ExitCode::FAILURE;
-        }
+    let starting = server.serve(rmcp::transport::stdio_pipes());
+    let running = tokio::select! {
+        started = starting => match started {
+            Ok(running) => running,
+            Err(err) => {
+                eprintln!("mcp-memory-server: the stdio session did not start: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
+        () = shutdown.wait() => return ExitCode::SUCCESS,
     };
     let cancel = running.cancellation_token();
     let finished = running.waiting();
     tokio::pin!(finished);
     tokio::select! {
         _ = &mut finished => {}
-        () = shutdown_signal() => {
+        () = shutdown.wait() => {
             tracing::info!("shutting down");
             cancel.cancel();
             let _ = finished.await;
@@ -113,7 +125,12 @@ async fn serve_stdio(server: MemoryServer) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn serve_http(server: MemoryServer, addr: SocketAddr, config: HttpConfig) -> ExitCode {
+async fn serve_http(
+    server: MemoryServer,
+    addr: SocketAddr,
+    config: HttpConfig,
+    mut shutdown: Shutdown,
+) -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -129,7 +146,7 @@ async fn serve_http(server: MemoryServer, addr: SocketAddr, config: HttpConfig) 
     tokio::pin!(serving);
     let result = tokio::select! {
         result = &mut serving => result,
-        () = shutdown_signal() => {
+        () = shutdown.wait() => {
             tracing::info!("shutting down");
             stop.cancel();
             match tokio::time::timeout(DRAIN_DEADLINE, serving).await {
@@ -163,27 +180,42 @@ fn fail(err: &MemoryError) -> ExitCode {
     }
 }
 
-/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
+/// SIGINT (Ctrl-C) and, on Unix, SIGTERM, registered when created.
+struct Shutdown {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    #[cfg(unix)]
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn listen() -> std::io::Result<Self> {
+        Ok(Self {})
+    }
+
+    /// Completes at the next signal.
+    #[cfg(unix)]
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn wait(&mut self) {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
     }
 }

@@ -18,7 +18,8 @@
 //!   (as it will be after the change) is written to a temporary file in the same directory,
 //!   `fsync`ed, renamed over the old file (atomic on POSIX), and the directory is `fsync`ed so
 //!   the rename itself survives a power cut. A crash at any point leaves either the old or the
-//!   new file, never a mix. These calls cost O(graph): the price of staying readable by the
+//!   new file, never a mix (a temporary file a crash left behind is removed at the next
+//!   open). These calls cost O(graph): the price of staying readable by the
 //!   reference without a second file. BENCHMARKS.md gives the figures.
 //!
 //! Appends never leave garbage behind (a record is only appended when it is new), so the file
@@ -127,6 +128,9 @@ impl Store {
             Err(fs4::TryLockError::Error(source)) => return Err(open_error(source)),
         }
 
+        // With the lock held, no writer of ours is running: a temp file left by one was cut
+        // short by a crash before its rename, and holds nothing that was acknowledged.
+        remove_stale_temps(&path, &dir);
         let (graph, existing) = load(&path)?;
         let log = match existing {
             Some(ends_with_newline) => {
@@ -457,6 +461,46 @@ fn write_temp(
     drop(out);
     file.sync_all()?;
     Ok(file.metadata()?.len())
+}
+
+/// Removes `<file>.<pid>-<n>.tmp` files (only ours: the reference names its own differently).
+fn remove_stale_temps(path: &Path, dir: &Path) {
+    let Some(base) = path.file_name().and_then(|name| name.to_str()) else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(|name| is_our_temp(base, name)) {
+            continue;
+        }
+        match fs::remove_file(entry.path()) {
+            Ok(()) => {
+                tracing::info!(file = %entry.path().display(), "removed an interrupted rewrite")
+            }
+            Err(err) => tracing::warn!(
+                file = %entry.path().display(),
+                error = %err,
+                "could not remove an interrupted rewrite"
+            ),
+        }
+    }
+}
+
+fn is_our_temp(base: &str, name: &str) -> bool {
+    let Some(middle) = name
+        .strip_prefix(base)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|rest| rest.strip_suffix(".tmp"))
+    else {
+        return false;
+    };
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    middle
+        .split_once('-')
+        .is_some_and(|(pid, n)| digits(pid) && digits(n))
 }
 
 fn open_append(path: &Path) -> io::Result<File> {

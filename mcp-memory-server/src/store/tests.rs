@@ -290,3 +290,33 @@ async fn subscribers_hear_which_entities_a_write_touched() {
     let touched = changes.recv().await.expect("a change");
     assert_eq!(*touched, HashSet::from(["B".to_owned(), "Z".to_owned()]));
 }
+
+#[test]
+fn temp_files_of_an_interrupted_rewrite_are_removed_on_open() {
+    let (dir, path) = temp();
+    fs::write(dir.path().join("memory.jsonl.4242-7.tmp"), "half a graph").expect("written");
+    // Not ours: another file's temp, and the reference's naming.
+    fs::write(dir.path().join("other.jsonl.4242-7.tmp"), "").expect("written");
+    fs::write(dir.path().join("memory.jsonl.0123abcd.tmp"), "").expect("written");
+    let _store = Store::open(&path).expect("opens");
+    let mut left = strays(dir.path());
+    left.sort();
+    assert_eq!(
+        left,
+        ["memory.jsonl.0123abcd.tmp", "other.jsonl.4242-7.tmp"]
+    );
+}
+
+#[test]
+fn our_temp_names_are_recognised_exactly() {
+    assert!(is_our_temp("m.jsonl", "m.jsonl.12-0.tmp"));
+    for name in [
+        "m.jsonl.12-.tmp",
+        "m.jsonl.-1.tmp",
+        "m.jsonl.1a-2.tmp",
+        "m.jsonl.12-3",
+        "n.jsonl.1-2.tmp",
+    ] {
+        assert!(!is_our_temp("m.jsonl", name), "{name}");
+    }
+}
