@@ -1,5 +1,217 @@
-//! The `mcp-gateway` command. Its `serve` and `stdio` subcommands arrive with the MCP endpoint.
+//! The `mcp-gateway` command: a thin shell that parses flags and the config file, builds the
+//! gateway, and serves it over HTTP (`serve`) or stdio (`stdio`). It owns the process: logging,
+//! signals and exit codes live here and nowhere else.
 
-fn main() {
-    eprintln!("mcp-gateway {}: no commands yet", env!("CARGO_PKG_VERSION"));
+mod config;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use mcp_gateway_core::{DownstreamConfig, Gateway, InProcessServer, McpServer, Secret, ServerSpec};
+use mcp_gateway_http::HttpConfig;
+use tracing_subscriber::EnvFilter;
+
+/// The gateway's default address.
+const DEFAULT_LISTEN: &str = "127.0.0.1:4101";
+
+#[derive(Parser)]
+#[command(
+    name = "mcp-gateway",
+    version,
+    about = "One MCP endpoint in front of many MCP servers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the merged MCP server over Streamable HTTP (`/mcp`) and legacy SSE (`/sse`).
+    Serve {
+        /// Config file (TOML, or a Claude Desktop / Cursor / VS Code JSON file). Without one, the
+        /// bundled memory server runs behind the gateway.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Address to listen on [default: the config's `gateway.listen`, else 127.0.0.1:4101].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Bearer token clients must send; required when listening beyond loopback.
+        #[arg(long, env = "MCP_GATEWAY_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The bundled memory server's file, when it is the embedded default.
+        #[arg(long, env = "MEMORY_FILE_PATH")]
+        memory_file: Option<PathBuf>,
+    },
+    /// Serve the merged MCP server over stdin/stdout, for clients that launch a command.
+    Stdio {
+        /// Config file, as for `serve`. Without one, the bundled memory server.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The bundled memory server's file, when it is the embedded default.
+        #[arg(long, env = "MEMORY_FILE_PATH")]
+        memory_file: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Logs go to stderr: in stdio mode stdout carries the protocol.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve {
+            config,
+            listen,
+            token,
+            memory_file,
+        } => serve(config.as_deref(), listen, token, memory_file).await,
+        Command::Stdio {
+            config,
+            memory_file,
+        } => stdio(config.as_deref(), memory_file).await,
+    }
+}
+
+/// Builds and starts the gateway from a config file, or from the embedded default.
+async fn start_gateway(
+    config: Option<&Path>,
+    memory_file: Option<PathBuf>,
+) -> anyhow::Result<(Gateway, Option<String>)> {
+    let (servers, naming, listen) = match config {
+        Some(path) => {
+            let config = config::load(path)?;
+            tracing::info!(config = %path.display(), servers = config.servers.len(), "mcp-gateway starting");
+            (config.servers, config.naming, config.listen)
+        }
+        None => {
+            let file = memory_file.unwrap_or_else(mcp_memory_server::default_memory_file);
+            tracing::info!(
+                memory_file = %file.display(),
+                "mcp-gateway starting with its embedded default: the bundled memory server, in process (pass --config to front your own servers)"
+            );
+            let memory = mcp_memory_server::MemoryServer::open(&file)
+                .with_context(|| format!("opening the memory file {}", file.display()))?;
+            let spec = ServerSpec::in_process(
+                "memory",
+                InProcessServer::new("memory", move || memory.clone()),
+            )?;
+            (vec![spec], Default::default(), None)
+        }
+    };
+    let mut builder = Gateway::builder().naming(naming);
+    for spec in servers {
+        builder = builder.server(spec);
+    }
+    let gateway = builder.build();
+    gateway.start().await;
+    for server in gateway.servers() {
+        match &server.last_error {
+            Some(error) => {
+                tracing::warn!(server = %server.id, status = ?server.status, %error, "upstream not connected")
+            }
+            None => {
+                tracing::info!(server = %server.id, status = ?server.status, transport = server.transport, "upstream")
+            }
+        }
+    }
+    Ok((gateway, listen))
+}
+
+async fn serve(
+    config: Option<&Path>,
+    listen: Option<SocketAddr>,
+    token: Option<String>,
+    memory_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let (gateway, config_listen) = start_gateway(config, memory_file).await?;
+    let address = match (listen, config_listen) {
+        (Some(address), _) => address,
+        (None, Some(address)) => address
+            .parse()
+            .with_context(|| format!("gateway.listen `{address}` is not an address"))?,
+        (None, None) => DEFAULT_LISTEN.parse()?,
+    };
+    let mut http = HttpConfig::default();
+    if !address.ip().is_loopback() {
+        let Some(token) = &token else {
+            gateway.shutdown().await;
+            bail!(
+                "listening on {address} (beyond loopback) needs a token: pass --token or set MCP_GATEWAY_TOKEN"
+            );
+        };
+        // Beyond loopback clients use whatever name reaches this host; the token protects it.
+        http = http
+            .with_allowed_hosts(None)
+            .with_bearer_tokens(vec![Secret::new(token)]);
+    } else if let Some(token) = token {
+        http = http.with_bearer_tokens(vec![Secret::new(token)]);
+    }
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
+    tracing::info!(address = %listener.local_addr()?, "serving MCP at http://{}/mcp", listener.local_addr()?);
+    let server = McpServer::new(gateway.clone(), DownstreamConfig::default());
+    let served = mcp_gateway_http::serve(
+        listener,
+        mcp_gateway_http::router(server, http),
+        shutdown_signal(),
+    )
+    .await;
+    tracing::info!("shutting down");
+    gateway.shutdown().await;
+    served.context("the HTTP server failed")
+}
+
+async fn stdio(config: Option<&Path>, memory_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let (gateway, _) = start_gateway(config, memory_file).await?;
+    let server: Arc<McpServer> = McpServer::new(gateway.clone(), DownstreamConfig::default());
+    mcp_gateway_core::serve_stdio(
+        server,
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+        shutdown_signal(),
+    )
+    .await;
+    gateway.shutdown().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot watch SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
 }

@@ -63,6 +63,18 @@ pub enum CallOutcome {
     Failed(String),
 }
 
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AlertKind {
+    /// The server failed for good (a crash loop, a command that cannot start) and is no longer
+    /// retried.
+    Failed,
+    /// The server stopped answering health probes.
+    Unhealthy,
+}
+
 /// Everything that happens in the engine. Serialised with a `type` tag in snake case.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -94,6 +106,37 @@ pub enum GatewayEvent {
         to: ServerStatus,
         /// Why, for a person.
         reason: String,
+    },
+    /// A lost or failed connection will be retried.
+    ReconnectScheduled {
+        /// The server.
+        server: ServerId,
+        /// Which retry this is (1 for the first).
+        attempt: u32,
+        /// The delay before it, in milliseconds.
+        delay_ms: u64,
+        /// When it will start, in milliseconds since the Unix epoch.
+        at_ms: u64,
+        /// Why the connection is being retried.
+        reason: String,
+    },
+    /// Something needs an operator's attention.
+    AlertRaised {
+        /// The server.
+        server: ServerId,
+        /// What kind of problem.
+        kind: AlertKind,
+        /// What happened, for a person.
+        message: String,
+    },
+    /// A raised alert no longer holds.
+    AlertResolved {
+        /// The server.
+        server: ServerId,
+        /// The kind of alert that ended.
+        kind: AlertKind,
+        /// Why it ended.
+        message: String,
     },
     /// A connection completed its handshake.
     Connected {

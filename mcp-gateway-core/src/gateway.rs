@@ -1,21 +1,21 @@
 //! The [`Gateway`]: owns the upstreams, keeps the registry current, routes calls, and reports
 //! every change on the event bus. Built with [`GatewayBuilder`]; cheap to clone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::join_all;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::discovery::{DiscoverySource, StaticSource};
 use crate::error::{Error, error_chain};
 use crate::events::{
-    CallOutcome, EventBus, EventBusConfig, EventSink, EventSubscription, GatewayEvent, LogSource,
+    AlertKind, CallOutcome, EventBus, EventBusConfig, EventSink, EventSubscription, GatewayEvent,
     ServerStatus,
 };
 use crate::health::{HealthProbe, RoundTripProbe};
@@ -23,7 +23,9 @@ use crate::registry::{
     Catalog, DefaultRegistry, NamingPolicy, RegistryChange, ServerCatalog, ToolRegistry,
 };
 use crate::spec::{ServerId, ServerSpec};
-use crate::upstream::{Connection, Era, ListKind, RequestOptions, Signal, Upstream};
+use crate::upstream::{Era, ListKind, RequestOptions, Upstream};
+
+mod supervisor;
 
 /// Pages followed when listing one upstream's catalogue; a server that pages forever is cut off.
 const MAX_LIST_PAGES: usize = 1000;
@@ -48,6 +50,12 @@ pub struct ServerSnapshot {
     pub server_info: Option<Value>,
     /// The last error, if the last attempt failed.
     pub last_error: Option<String>,
+    /// When the next connection attempt starts (ms since the Unix epoch), while waiting for it.
+    pub next_attempt_ms: Option<u64>,
+    /// Connection failures within the restart policy's window.
+    pub recent_failures: u32,
+    /// Alerts raised and not yet resolved.
+    pub alerts: Vec<AlertKind>,
     /// The discovery source that yielded it (`None`: added through the API).
     pub source: Option<String>,
     /// The spec's tags.
@@ -166,6 +174,12 @@ struct SlotState {
     last_error: Option<String>,
     /// The era learned at the last handshake, reused on reconnect to skip the probe.
     era: Option<Era>,
+    /// When the next connection attempt starts, while waiting for it.
+    next_attempt: Option<SystemTime>,
+    /// Failures within the restart policy's window.
+    recent_failures: u32,
+    /// Alerts raised and not yet resolved.
+    alerts: HashSet<AlertKind>,
 }
 
 impl Gateway {
@@ -267,6 +281,9 @@ impl Gateway {
                 lists: ServerCatalog::default(),
                 last_error: None,
                 era: None,
+                next_attempt: None,
+                recent_failures: 0,
+                alerts: HashSet::new(),
             }),
             spec,
         });
@@ -289,158 +306,21 @@ impl Gateway {
             self.set_status(&slot, ServerStatus::Stopped, "disabled in its spec");
             return Ok(());
         }
-        self.connect(&slot).await
-    }
-
-    /// Connects a slot, loads its lists into the registry and starts watching its signals.
-    async fn connect(&self, slot: &Arc<Slot>) -> Result<(), Error> {
-        let server = &slot.spec.id;
-        self.set_status(slot, ServerStatus::Connecting, "connecting");
-        let era_hint = slot.state.lock().ok().and_then(|s| s.era);
-        let attempt = async {
-            let Connection { upstream, signals } = Upstream::connect(&slot.spec, era_hint).await?;
-            match fetch_lists(&upstream, &slot.spec).await {
-                Ok(lists) => Ok((upstream, signals, lists)),
-                Err(err) => {
-                    upstream.close().await;
-                    Err(err)
-                }
-            }
-        };
-        let connected = tokio::select! {
-            connected = attempt => connected,
-            _ = slot.stop.cancelled() => Err(Error::ShuttingDown),
-        };
-        let (upstream, signals, lists) = match connected {
-            Ok(connected) => connected,
-            Err(err) => {
-                let reason = error_chain(&err);
-                if let Ok(mut state) = slot.state.lock() {
-                    state.last_error = Some(reason.clone());
-                }
-                self.set_status(slot, ServerStatus::Failed, &reason);
-                return Err(err);
-            }
-        };
-        let peer = upstream.peer().clone();
-        if let Ok(mut state) = slot.state.lock() {
-            state.upstream = Some(upstream.clone());
-            state.era = Some(peer.era);
-            state.last_error = None;
-            state.lists = lists.clone();
-        }
-        self.inner.events.emit(GatewayEvent::Connected {
-            server: server.clone(),
-            era: peer.era,
-            protocol_version: peer.protocol_version.clone(),
-            server_info: peer.server_info.clone(),
-        });
-        let change = self
-            .inner
-            .registry
-            .set_server(server, slot.spec.prefix(), lists);
-        self.report(server, change);
-        self.set_status(slot, ServerStatus::Healthy, "connected");
-
+        let (first, first_outcome) = oneshot::channel();
         let gateway = self.clone();
-        let slot = slot.clone();
         self.inner
             .tasks
-            .spawn(async move { gateway.watch(slot, upstream, signals).await });
-        Ok(())
+            .spawn(async move { gateway.supervise(slot, first).await });
+        first_outcome.await.unwrap_or(Err(Error::ShuttingDown))
     }
 
-    /// Handles one connection's signals until it closes or the server is stopped.
-    async fn watch(
-        &self,
-        slot: Arc<Slot>,
-        upstream: Upstream,
-        mut signals: mpsc::Receiver<Signal>,
-    ) {
-        let server = slot.spec.id.clone();
-        loop {
-            let signal = tokio::select! {
-                signal = signals.recv() => signal,
-                _ = slot.stop.cancelled() => return,
-            };
-            let Some(signal) = signal else { return };
-            match signal {
-                Signal::ListChanged(kind) => {
-                    // Coalesce a burst of list changes into one refresh per kind.
-                    let mut kinds = vec![kind];
-                    let mut deferred = Vec::new();
-                    while let Ok(next) = signals.try_recv() {
-                        match next {
-                            Signal::ListChanged(kind) if !kinds.contains(&kind) => kinds.push(kind),
-                            Signal::ListChanged(_) => {}
-                            other => deferred.push(other),
-                        }
-                    }
-                    for kind in kinds {
-                        self.refresh(&slot, &upstream, kind).await;
-                    }
-                    for signal in deferred {
-                        if !self.handle_signal(&slot, signal) {
-                            return;
-                        }
-                    }
-                }
-                other => {
-                    if !self.handle_signal(&slot, other) {
-                        tracing::info!(server = %server, "upstream connection ended");
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Turns a signal into events; `false` once the connection is gone.
-    fn handle_signal(&self, slot: &Arc<Slot>, signal: Signal) -> bool {
-        let server = slot.spec.id.clone();
-        let event = match signal {
-            Signal::ListChanged(_) => return true,
-            Signal::ResourceUpdated(params) => GatewayEvent::ResourceUpdated {
-                server,
-                uri: params["uri"].as_str().unwrap_or_default().to_owned(),
-            },
-            Signal::Log(params, session) => GatewayEvent::UpstreamLog {
-                server,
-                source: LogSource::Notification,
-                level: params["level"].as_str().unwrap_or("info").to_owned(),
-                logger: params["logger"].as_str().map(str::to_owned),
-                message: params.get("data").cloned().unwrap_or(Value::Null),
-                session,
-            },
-            Signal::Stderr(line) => GatewayEvent::UpstreamLog {
-                server,
-                source: LogSource::Stderr,
-                level: "info".into(),
-                logger: None,
-                message: Value::String(line),
-                session: None,
-            },
-            Signal::ProtocolViolation(detail) => {
-                tracing::warn!(server = %server, detail = %detail, "upstream protocol violation");
-                GatewayEvent::ProtocolViolation { server, detail }
-            }
-            Signal::Closed(reason) => {
-                if let Ok(mut state) = slot.state.lock() {
-                    state.upstream = None;
-                    state.last_error = Some(reason.clone());
-                }
-                let change = self.inner.registry.remove_server(&server);
-                self.report(&server, change);
-                self.set_status(
-                    slot,
-                    ServerStatus::Failed,
-                    &format!("connection closed: {reason}"),
-                );
-                return false;
-            }
-        };
-        self.inner.events.emit(event);
-        true
+    /// Stops a server and starts it again from its spec (a failed server is retried afresh).
+    pub async fn restart_server(&self, id: &str) -> Result<(), Error> {
+        let slot = self
+            .slot(id)
+            .ok_or_else(|| Error::UnknownServer(id.to_owned()))?;
+        self.remove_server(id).await?;
+        self.add(slot.spec.clone(), slot.source.clone()).await
     }
 
     /// Re-reads one list from the upstream after it said the list changed.
@@ -586,13 +466,24 @@ impl Gateway {
         let state = slot.state.lock().map_err(|_| Error::ShuttingDown)?;
         match &state.upstream {
             Some(upstream) if upstream.closed_reason().is_none() => Ok(upstream.clone()),
-            _ => Err(Error::NotConnected {
-                server: slot.spec.id.clone(),
-                reason: match &state.last_error {
-                    Some(error) => format!("{:?}: {error}", state.status).to_lowercase(),
-                    None => format!("{:?}", state.status).to_lowercase(),
-                },
-            }),
+            _ => {
+                let mut reason = serde_json::to_value(state.status)
+                    .ok()
+                    .and_then(|s| s.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                if let Some(next) = state.next_attempt {
+                    let wait = next.duration_since(SystemTime::now()).unwrap_or_default();
+                    reason.push_str(&format!(" (next attempt in {:.1} s)", wait.as_secs_f64()));
+                }
+                if let Some(error) = &state.last_error {
+                    reason.push_str(": ");
+                    reason.push_str(error);
+                }
+                Err(Error::NotConnected {
+                    server: slot.spec.id.clone(),
+                    reason,
+                })
+            }
         }
     }
 
@@ -807,9 +698,21 @@ fn snapshot(slot: &Slot) -> ServerSnapshot {
         protocol_version: peer.as_ref().map(|p| p.protocol_version.clone()),
         server_info: peer.map(|p| p.server_info),
         last_error: state.as_ref().and_then(|s| s.last_error.clone()),
+        next_attempt_ms: state.as_ref().and_then(|s| s.next_attempt).map(unix_ms),
+        recent_failures: state.as_ref().map_or(0, |s| s.recent_failures),
+        alerts: state
+            .as_ref()
+            .map(|s| s.alerts.iter().copied().collect())
+            .unwrap_or_default(),
         source: slot.source.clone(),
         tags: slot.spec.tags.clone(),
     }
+}
+
+fn unix_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
 }
 
 fn rename(mut params: Value, key: &str, name: &str) -> Value {

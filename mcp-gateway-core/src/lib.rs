@@ -46,8 +46,8 @@ pub use downstream::{
 };
 pub use error::{BoxError, Error, ErrorSide, error_chain};
 pub use events::{
-    CallOutcome, EVENT_SCHEMA_VERSION, EventBus, EventBusConfig, EventEnvelope, EventSink,
-    EventSubscription, GatewayEvent, LogSource, ServerStatus, TracingSink,
+    AlertKind, CallOutcome, EVENT_SCHEMA_VERSION, EventBus, EventBusConfig, EventEnvelope,
+    EventSink, EventSubscription, GatewayEvent, LogSource, ServerStatus, TracingSink,
 };
 pub use gateway::{Gateway, GatewayBuilder, ServerSnapshot};
 pub use health::{HealthProbe, RoundTripProbe};
@@ -57,7 +57,8 @@ pub use registry::{
     ServerCatalog, ToolRegistry,
 };
 pub use spec::{
-    HttpSpec, ProtocolPreference, Secret, ServerId, ServerSpec, StdioSpec, TransportSpec,
+    HealthConfig, HttpSpec, ProtocolPreference, RestartPolicy, Secret, ServerId, ServerSpec,
+    StdioSpec, TransportSpec,
 };
 pub use transport::in_process::InProcessServer;
 pub use upstream::{

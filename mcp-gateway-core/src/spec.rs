@@ -155,6 +155,104 @@ pub enum ProtocolPreference {
     Stateless,
 }
 
+/// How a server's health is probed while it is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HealthConfig {
+    /// Time between probes.
+    pub interval: Duration,
+    /// Deadline of one probe.
+    pub timeout: Duration,
+    /// Consecutive successes that make a degraded or unhealthy server healthy again.
+    pub healthy_threshold: u32,
+    /// Consecutive failures that make a server unhealthy (it is then reconnected).
+    pub unhealthy_threshold: u32,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(5),
+            healthy_threshold: 1,
+            unhealthy_threshold: 3,
+        }
+    }
+}
+
+impl HealthConfig {
+    /// Sets the probe interval.
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Sets the probe deadline.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the success and failure thresholds (each at least 1).
+    pub fn with_thresholds(mut self, healthy: u32, unhealthy: u32) -> Self {
+        self.healthy_threshold = healthy.max(1);
+        self.unhealthy_threshold = unhealthy.max(1);
+        self
+    }
+}
+
+/// How a lost or failed connection is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RestartPolicy {
+    /// Delay before the first retry; doubled on each further one.
+    pub initial_backoff: Duration,
+    /// Longest delay between retries.
+    pub max_backoff: Duration,
+    /// More failures than this within `window` mark the server failed (no crash loop).
+    pub max_failures: u32,
+    /// The window failures are counted in.
+    pub window: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            max_failures: 5,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// Sets the backoff bounds.
+    pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial;
+        self.max_backoff = max.max(initial);
+        self
+    }
+
+    /// Sets the crash-loop cap: more than `max_failures` within `window` is failure.
+    pub fn with_max_failures(mut self, max_failures: u32, window: Duration) -> Self {
+        self.max_failures = max_failures;
+        self.window = window;
+        self
+    }
+
+    /// The delay before retry number `attempt` (1-based), with ±20 % jitter so that many servers
+    /// lost at once do not retry in step.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(20);
+        let base = self
+            .initial_backoff
+            .saturating_mul(1 << doublings)
+            .min(self.max_backoff);
+        base.mul_f64(0.8 + 0.4 * fastrand::f64())
+    }
+}
+
 /// Everything the gateway needs to know about one upstream server.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -179,6 +277,10 @@ pub struct ServerSpec {
     pub tags: Vec<String>,
     /// A disabled server is known but not connected.
     pub enabled: bool,
+    /// Health probing while connected.
+    pub health: HealthConfig,
+    /// Retrying lost and failed connections.
+    pub restart: RestartPolicy,
 }
 
 impl ServerSpec {
@@ -195,6 +297,8 @@ impl ServerSpec {
             request_timeout: Duration::from_secs(120),
             tags: Vec::new(),
             enabled: true,
+            health: HealthConfig::default(),
+            restart: RestartPolicy::default(),
         }
     }
 
@@ -306,6 +410,18 @@ impl ServerSpec {
     /// Adds a tag.
     pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
         self.tags.push(tag.into());
+        self
+    }
+
+    /// Sets health probing.
+    pub fn with_health(mut self, health: HealthConfig) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// Sets the restart policy.
+    pub fn with_restart(mut self, restart: RestartPolicy) -> Self {
+        self.restart = restart;
         self
     }
 

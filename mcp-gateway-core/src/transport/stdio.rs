@@ -1,12 +1,21 @@
 //! The stdio transport: a child process speaking newline-delimited JSON-RPC. Its stderr lines
-//! become log events. The child runs in its own process group and is killed with the connection.
+//! become log events.
+//!
+//! No child outlives its connection or the gateway: each runs in its own process group, and when
+//! the connection ends (or the child dies) the whole group is killed, which takes the `node`
+//! that an `npx` wrapper started with it. On Linux the child is also started through
+//! `setpriv --pdeathsig KILL`, so the kernel kills it if the gateway itself is killed with
+//! SIGKILL and never gets to clean up.
 
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
@@ -27,7 +36,23 @@ const MAX_STDERR_LINE: usize = 4096;
 
 /// Starts the child and the tasks that read its output and wait for its exit.
 pub(crate) fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Error> {
-    let mut command = Command::new(&spec.command);
+    let spawn_error = |source| Error::Spawn {
+        server: server.clone(),
+        command: spec.command.clone(),
+        source,
+    };
+    // Resolved here, not by the wrapper, so a missing command is a spawn error that names it.
+    let search_dir = spec.cwd.clone().unwrap_or_else(|| PathBuf::from("."));
+    let program = which::which_in(&spec.command, std::env::var_os("PATH"), search_dir)
+        .map_err(|err| spawn_error(std::io::Error::new(std::io::ErrorKind::NotFound, err)))?;
+    let mut command = match parent_death_wrapper() {
+        Some(setpriv) => {
+            let mut command = Command::new(setpriv);
+            command.args(["--pdeathsig", "KILL", "--"]).arg(&program);
+            command
+        }
+        None => Command::new(&program),
+    };
     command
         .args(&spec.args)
         .envs(spec.env.iter().map(|(key, value)| (key, value.expose())))
@@ -41,11 +66,11 @@ pub(crate) fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Err
     if let Some(cwd) = &spec.cwd {
         command.current_dir(cwd);
     }
-    let mut child = command.spawn().map_err(|source| Error::Spawn {
-        server: server.clone(),
-        command: spec.command.clone(),
-        source,
-    })?;
+    let mut child = command.spawn().map_err(spawn_error)?;
+    let group = child
+        .id()
+        .and_then(|pid| i32::try_from(pid).ok())
+        .map(Pid::from_raw);
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -70,7 +95,11 @@ pub(crate) fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Err
     });
     let (kill, killed) = oneshot::channel();
     let exited = tokio::spawn(async move {
-        let status = wait_or_kill(&mut child, killed).await;
+        let status = wait_or_kill(&mut child, group, killed).await;
+        // Whatever the child left behind in its group (an npx wrapper's node) goes with it.
+        if let Some(group) = group {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
         // Deliver everything the child wrote before reporting it gone, so no answer is lost.
         let read_error = tokio::time::timeout(EXIT_GRACE, stdout_task)
             .await
@@ -94,9 +123,10 @@ pub(crate) fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Err
     })
 }
 
-/// Waits for the child to exit, or, once asked, gives it a grace period and then kills it.
+/// Waits for the child to exit, or, once asked, gives it a grace period and then kills its group.
 async fn wait_or_kill(
     child: &mut Child,
+    group: Option<Pid>,
     killed: oneshot::Receiver<()>,
 ) -> std::io::Result<std::process::ExitStatus> {
     tokio::select! {
@@ -105,12 +135,27 @@ async fn wait_or_kill(
             match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
                 Ok(status) => status,
                 Err(_) => {
-                    child.start_kill()?;
+                    match group {
+                        Some(group) => {
+                            let _ = killpg(group, Signal::SIGKILL);
+                        }
+                        None => child.start_kill()?,
+                    }
                     child.wait().await
                 }
             }
         }
     }
+}
+
+/// `setpriv`, where the system has it: it asks the kernel to kill the child when its parent dies.
+fn parent_death_wrapper() -> Option<&'static str> {
+    static SETPRIV: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    *SETPRIV.get_or_init(|| {
+        ["/usr/bin/setpriv", "/bin/setpriv"]
+            .into_iter()
+            .find(|path| cfg!(target_os = "linux") && std::path::Path::new(path).exists())
+    })
 }
 
 struct ChildOutbound {

@@ -1,0 +1,256 @@
+//! The config file: TOML (`[servers.NAME]` tables) or the JSON `mcpServers` format that Claude
+//! Desktop, Cursor and VS Code use, read as is. Parsed in two steps — raw serde structs, then
+//! validated specs — and every error names the file, the key and what is wrong.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mcp_gateway_core::{NamingPolicy, PrefixMode, ProtocolPreference, ServerSpec};
+use serde::Deserialize;
+
+/// A validated config file.
+#[derive(Debug, Default)]
+pub struct Config {
+    /// The address to listen on, if the file sets one.
+    pub listen: Option<String>,
+    /// How tool and prompt names are formed.
+    pub naming: NamingPolicy,
+    /// The upstream servers, in file order.
+    pub servers: Vec<ServerSpec>,
+}
+
+/// A config error: the file and what is wrong, key first.
+#[derive(Debug)]
+pub struct ConfigError {
+    file: PathBuf,
+    message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawToml {
+    #[serde(default)]
+    gateway: RawGateway,
+    #[serde(default)]
+    servers: BTreeMap<String, RawServer>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    listen: Option<String>,
+    separator: Option<String>,
+    prefix: Option<String>,
+}
+
+/// One server as written. The TOML form and the JSON `mcpServers` form share it; JSON files
+/// carry keys of other tools (`autoApprove`, `timeout`, …), so JSON drops keys outside
+/// [`SERVER_KEYS`] before parsing while TOML rejects them as typos.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+struct RawServer {
+    command: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    cwd: Option<PathBuf>,
+    url: Option<String>,
+    /// TOML: `streamable-http` (default) or `sse`. JSON: `stdio`, `http`, `streamable-http`, `sse`.
+    #[serde(alias = "type")]
+    transport: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    namespace: Option<String>,
+    #[serde(default)]
+    allow_tools: Vec<String>,
+    #[serde(default)]
+    deny_tools: Vec<String>,
+    protocol: Option<String>,
+    connect_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    #[serde(default)]
+    tags: Vec<String>,
+    enabled: Option<bool>,
+    /// The JSON format's way to switch a server off.
+    disabled: Option<bool>,
+}
+
+/// The keys of [`RawServer`], as written in files.
+const SERVER_KEYS: [&str; 17] = [
+    "command",
+    "args",
+    "env",
+    "cwd",
+    "url",
+    "transport",
+    "type",
+    "headers",
+    "namespace",
+    "allow_tools",
+    "deny_tools",
+    "protocol",
+    "connect_timeout_secs",
+    "request_timeout_secs",
+    "tags",
+    "enabled",
+    "disabled",
+];
+
+#[derive(Deserialize)]
+struct RawJson {
+    #[serde(rename = "mcpServers", alias = "servers")]
+    servers: Option<BTreeMap<String, serde_json::Map<String, serde_json::Value>>>,
+}
+
+/// Reads and validates a config file; the format is chosen by extension (`.json` or TOML).
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let error = |message: String| ConfigError {
+        file: path.to_owned(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|err| error(format!("cannot read: {err}")))?;
+    parse(&text, path).map_err(error)
+}
+
+/// Parses config text; `path` picks the format and resolves relative `cwd`s.
+pub fn parse(text: &str, path: &Path) -> Result<Config, String> {
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let (gateway, servers) = if is_json {
+        let raw: RawJson =
+            serde_json::from_str(text).map_err(|err| format!("invalid JSON: {err}"))?;
+        let servers = raw
+            .servers
+            .ok_or("no `mcpServers` (or `servers`) object at the top level")?
+            .into_iter()
+            .map(|(name, mut fields)| {
+                fields.retain(|key, _| SERVER_KEYS.contains(&key.as_str()));
+                serde_json::from_value(serde_json::Value::Object(fields))
+                    .map(|server| (name.clone(), server))
+                    .map_err(|err| format!("mcpServers.{name}: {err}"))
+            })
+            .collect::<Result<BTreeMap<String, RawServer>, _>>()?;
+        (RawGateway::default(), servers)
+    } else {
+        let raw: RawToml = toml::from_str(text).map_err(|err| format!("invalid TOML: {err}"))?;
+        (raw.gateway, raw.servers)
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let servers = servers
+        .into_iter()
+        .map(|(name, raw)| {
+            server(&name, raw, is_json, base).map_err(|err| format!("servers.{name}: {err}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut naming = NamingPolicy::default();
+    if let Some(separator) = gateway.separator {
+        naming = naming.with_separator(separator);
+    }
+    if let Some(prefix) = gateway.prefix {
+        let mode = match prefix.as_str() {
+            "always" => PrefixMode::Always,
+            "on_collision" => PrefixMode::OnCollision,
+            "never" => PrefixMode::Never,
+            other => {
+                return Err(format!(
+                    "gateway.prefix: `{other}` is not one of `always`, `on_collision`, `never`"
+                ));
+            }
+        };
+        naming = naming.with_mode(mode);
+    }
+    Ok(Config {
+        listen: gateway.listen,
+        naming,
+        servers,
+    })
+}
+
+fn server(name: &str, raw: RawServer, is_json: bool, base: &Path) -> Result<ServerSpec, String> {
+    let transport = raw.transport.as_deref();
+    let mut spec = match (&raw.command, &raw.url) {
+        (Some(_), Some(_)) => return Err("give either `command` or `url`, not both".into()),
+        (None, None) => {
+            return Err("needs `command` (a child process) or `url` (an HTTP server)".into());
+        }
+        (Some(command), None) => {
+            if !matches!(transport, None | Some("stdio")) {
+                return Err(format!(
+                    "`{}` does not go with `command`",
+                    transport.unwrap_or_default()
+                ));
+            }
+            let mut spec =
+                ServerSpec::stdio(name, command, raw.args).map_err(|err| err.to_string())?;
+            for (key, value) in raw.env {
+                spec = spec.with_env(key, value);
+            }
+            if let Some(cwd) = raw.cwd {
+                spec = spec.with_cwd(base.join(cwd));
+            }
+            spec
+        }
+        (None, Some(url)) => {
+            let spec = match transport {
+                None | Some("streamable-http" | "http" | "streamableHttp") => {
+                    ServerSpec::streamable_http(name, url)
+                }
+                Some("sse") => ServerSpec::sse(name, url),
+                Some(other) => {
+                    let key = if is_json { "type" } else { "transport" };
+                    return Err(format!(
+                        "{key}: `{other}` is not `streamable-http` or `sse`"
+                    ));
+                }
+            };
+            let mut spec = spec.map_err(|err| format!("url: {err}"))?;
+            for (key, value) in raw.headers {
+                spec = spec.with_header(key, value);
+            }
+            spec
+        }
+    };
+    if let Some(namespace) = raw.namespace {
+        spec = spec.with_namespace(namespace);
+    }
+    if let Some(protocol) = raw.protocol {
+        spec = spec.with_protocol(match protocol.as_str() {
+            "auto" => ProtocolPreference::Auto,
+            "session" => ProtocolPreference::Session,
+            "stateless" => ProtocolPreference::Stateless,
+            other => {
+                return Err(format!(
+                    "protocol: `{other}` is not `auto`, `session` or `stateless`"
+                ));
+            }
+        });
+    }
+    if let Some(secs) = raw.connect_timeout_secs {
+        spec = spec.with_connect_timeout(Duration::from_secs(secs));
+    }
+    if let Some(secs) = raw.request_timeout_secs {
+        spec = spec.with_request_timeout(Duration::from_secs(secs));
+    }
+    for tag in raw.tags {
+        spec = spec.with_tag(tag);
+    }
+    let enabled = raw.enabled.unwrap_or(true) && !raw.disabled.unwrap_or(false);
+    Ok(spec
+        .with_allow_tools(raw.allow_tools)
+        .with_deny_tools(raw.deny_tools)
+        .with_enabled(enabled))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,113 @@
+use std::path::Path;
+
+use mcp_gateway_core::TransportSpec;
+
+use super::*;
+
+#[test]
+fn toml_servers_of_every_transport() {
+    let config = parse(
+        r#"
+        [gateway]
+        listen = "127.0.0.1:5000"
+        separator = "."
+        prefix = "on_collision"
+
+        [servers.memory]
+        command = "npx"
+        args = ["-y", "@modelcontextprotocol/server-memory"]
+        env = { MEMORY_FILE_PATH = "/tmp/m.jsonl" }
+        cwd = "work"
+
+        [servers.search]
+        url = "http://127.0.0.1:4200/mcp"
+        headers = { Authorization = "Bearer secret" }
+        deny_tools = ["delete_everything"]
+
+        [servers.old]
+        url = "http://127.0.0.1:4300/sse"
+        transport = "sse"
+        enabled = false
+        "#,
+        Path::new("/etc/gw/gateway.toml"),
+    )
+    .expect("valid");
+    assert_eq!(config.listen.as_deref(), Some("127.0.0.1:5000"));
+    assert_eq!(config.naming.separator, ".");
+    assert_eq!(config.servers.len(), 3);
+    let memory = config
+        .servers
+        .iter()
+        .find(|s| s.id.as_str() == "memory")
+        .expect("memory");
+    let TransportSpec::Stdio(stdio) = &memory.transport else {
+        panic!("stdio expected")
+    };
+    assert_eq!(stdio.cwd.as_deref(), Some(Path::new("/etc/gw/work")));
+    assert_eq!(stdio.env["MEMORY_FILE_PATH"].expose(), "/tmp/m.jsonl");
+    let old = config
+        .servers
+        .iter()
+        .find(|s| s.id.as_str() == "old")
+        .expect("old");
+    assert!(matches!(old.transport, TransportSpec::Sse(_)));
+    assert!(!old.enabled);
+    // Secrets do not print.
+    assert!(!format!("{config:?}").contains("secret"));
+}
+
+#[test]
+fn claude_desktop_json_is_read_as_is() {
+    let config = parse(
+        r#"{
+          "mcpServers": {
+            "everything": { "command": "npx", "args": ["-y", "@modelcontextprotocol/server-everything"], "autoApprove": [] },
+            "remote": { "type": "sse", "url": "https://example.com/sse", "disabled": true }
+          },
+          "globalShortcut": "Ctrl+Space"
+        }"#,
+        Path::new("claude_desktop_config.json"),
+    )
+    .expect("valid");
+    assert_eq!(config.servers.len(), 2);
+    let remote = config
+        .servers
+        .iter()
+        .find(|s| s.id.as_str() == "remote")
+        .expect("remote");
+    assert!(matches!(remote.transport, TransportSpec::Sse(_)));
+    assert!(!remote.enabled);
+}
+
+#[test]
+fn errors_name_the_key_and_the_problem() {
+    let err = parse("[servers.x]\nargs = []\n", Path::new("g.toml")).expect_err("no command");
+    assert!(
+        err.contains("servers.x") && err.contains("command"),
+        "{err}"
+    );
+    let err = parse(
+        "[servers.x]\ncommand = \"a\"\nurl = \"http://h\"\n",
+        Path::new("g.toml"),
+    )
+    .expect_err("both");
+    assert!(
+        err.contains("servers.x") && err.contains("not both"),
+        "{err}"
+    );
+    let err = parse("[servers.x]\nurl = \"ftp://h\"\n", Path::new("g.toml")).expect_err("scheme");
+    assert!(
+        err.contains("servers.x: url") && err.contains("http or https"),
+        "{err}"
+    );
+    let err = parse("[servers.x]\ncomand = \"a\"\n", Path::new("g.toml")).expect_err("typo");
+    assert!(err.contains("comand"), "{err}");
+    let err = parse(
+        "[servers.\"bad id\"]\ncommand = \"a\"\n",
+        Path::new("g.toml"),
+    )
+    .expect_err("id");
+    assert!(err.contains("bad id"), "{err}");
+    let err = parse("{}", Path::new("c.json")).expect_err("empty json");
+    assert!(err.contains("mcpServers"), "{err}");
+}
