@@ -90,19 +90,9 @@ struct Subscriptions {
     pushing: bool,
 }
 
-impl Session {
-    fn log_level(&self) -> Option<LoggingLevel> {
-        *self
-            .log_level
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn subscriptions(&self) -> MutexGuard<'_, Subscriptions> {
-        self.subscriptions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
+/// Locks a mutex whose data stays consistent even if a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The MCP server handler; `StreamableHttpService` makes one per session.
@@ -126,7 +116,7 @@ impl Fixture {
         let threshold = if stateless(context) {
             context.meta.log_level()
         } else {
-            Some(self.session.log_level().unwrap_or(LoggingLevel::Debug))
+            Some(lock(&self.session.log_level).unwrap_or(LoggingLevel::Debug))
         };
         if threshold.is_none_or(|threshold| severity(level) < severity(threshold)) {
             return;
@@ -185,11 +175,7 @@ impl ServerHandler for Fixture {
         request: SetLevelRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        *self
-            .session
-            .log_level
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(request.level);
+        *lock(&self.session.log_level) = Some(request.level);
         Ok(())
     }
 
@@ -302,7 +288,7 @@ impl ServerHandler for Fixture {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let start_pushing = {
-            let mut subscriptions = self.session.subscriptions();
+            let mut subscriptions = lock(&self.session.subscriptions);
             subscriptions.uris.insert(request.uri.clone());
             let start = request.uri == WATCHED_RESOURCE && !subscriptions.pushing;
             subscriptions.pushing |= start;
@@ -322,7 +308,7 @@ impl ServerHandler for Fixture {
         request: UnsubscribeRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.session.subscriptions().uris.remove(&request.uri);
+        lock(&self.session.subscriptions).uris.remove(&request.uri);
         Ok(())
     }
 
@@ -385,7 +371,7 @@ async fn push_watched_updates(session: Arc<Session>, peer: Peer<RoleServer>) {
     loop {
         ticks.tick().await;
         {
-            let mut subscriptions = session.subscriptions();
+            let mut subscriptions = lock(&session.subscriptions);
             if !subscriptions.uris.contains(WATCHED_RESOURCE) {
                 subscriptions.pushing = false;
                 return;
@@ -394,7 +380,7 @@ async fn push_watched_updates(session: Arc<Session>, peer: Peer<RoleServer>) {
         let update = rmcp::model::ResourceUpdatedNotificationParam::new(WATCHED_RESOURCE);
         if let Err(err) = peer.notify_resource_updated(update).await {
             tracing::debug!(error = %err, "watched-resource updates stopped");
-            session.subscriptions().pushing = false;
+            lock(&session.subscriptions).pushing = false;
             return;
         }
     }
