@@ -1,0 +1,6 @@
+//! End-to-end tests of the `mcp-gateway` binary with clients nobody here wrote: the MCP
+//! Inspector CLI drives `mcp-gateway stdio` as a stdio server and `mcp-gateway serve` over HTTP,
+//! in front of server-everything and server-memory (stdio) and the bundled memory server (HTTP).
+
+mod serve;
+mod support;

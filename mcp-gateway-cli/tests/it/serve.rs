@@ -1,0 +1,169 @@
+//! `mcp-gateway serve` and `mcp-gateway stdio` as a client sees them.
+
+use serde_json::json;
+
+use crate::support::{
+    Background, free_port, gateway_bin, inspector, memory_server_bin, names, peer, wait_for_port,
+};
+
+/// A config fronting server-everything and server-memory over stdio and the bundled memory
+/// server over HTTP.
+fn write_config(dir: &std::path::Path, memory_url: &str) -> std::path::PathBuf {
+    let config = format!(
+        r#"
+[servers.everything]
+command = "{everything}"
+args = ["stdio"]
+
+[servers.memory]
+command = "{memory}"
+env = {{ MEMORY_FILE_PATH = "{memory_file}" }}
+
+[servers.bundled]
+url = "{memory_url}"
+"#,
+        everything = peer("node_modules/.bin/mcp-server-everything"),
+        memory = peer("node_modules/.bin/mcp-server-memory"),
+        memory_file = dir.join("reference.jsonl").display(),
+    );
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, config).expect("config written");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_fronts_stdio_and_http_upstreams_for_the_inspector() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let memory_port = free_port();
+    let memory_file = dir.path().join("bundled.jsonl").display().to_string();
+    let memory_listen = format!("127.0.0.1:{memory_port}");
+    let _bundled = Background::start(
+        &memory_server_bin(),
+        &["--listen", &memory_listen, "--file", &memory_file],
+        &[],
+    );
+    wait_for_port(memory_port).await;
+    let config = write_config(dir.path(), &format!("http://127.0.0.1:{memory_port}/mcp"));
+
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let gateway = Background::start(
+        gateway_bin(),
+        &[
+            "serve",
+            "--config",
+            &config.display().to_string(),
+            "--listen",
+            &listen,
+        ],
+        &[],
+    );
+    wait_for_port(port).await;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let target = [url.as_str(), "--transport", "http"];
+
+    let listed = inspector(&target, &["--method", "tools/list"]).await;
+    let tools = names(&listed);
+    for expected in [
+        "everything__echo",
+        "memory__create_entities",
+        "bundled__create_entities",
+        "bundled__search_nodes",
+    ] {
+        assert!(
+            tools.iter().any(|t| t == expected),
+            "{expected} missing from {tools:?}"
+        );
+    }
+    let echoed = inspector(
+        &target,
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "everything__echo",
+            "--tool-arg",
+            "message=served",
+        ],
+    )
+    .await;
+    assert_eq!(echoed["content"][0]["text"], "Echo: served", "{echoed}");
+    let entities =
+        json!([{ "name": "gateway", "entityType": "software", "observations": ["serves MCP"] }])
+            .to_string();
+    for server in ["memory", "bundled"] {
+        let tool = format!("{server}__create_entities");
+        let created = inspector(
+            &target,
+            &[
+                "--method",
+                "tools/call",
+                "--tool-name",
+                &tool,
+                "--tool-arg",
+                &format!("entities={entities}"),
+            ],
+        )
+        .await;
+        assert_ne!(created["isError"], true, "{server}: {created}");
+    }
+    let found = inspector(
+        &target,
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "bundled__search_nodes",
+            "--tool-arg",
+            "query=serves",
+        ],
+    )
+    .await;
+    assert!(found.to_string().contains("gateway"), "{found}");
+    let status = gateway.terminate().await;
+    assert!(
+        status.success(),
+        "SIGTERM ends the gateway cleanly: {status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_mode_serves_the_inspector_as_a_stdio_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let memory_file = dir.path().join("embedded.jsonl").display().to_string();
+    // No config: the embedded default, the bundled memory server in process.
+    let target = [
+        gateway_bin(),
+        "stdio",
+        "--memory-file",
+        memory_file.as_str(),
+    ];
+    let listed = inspector(&target, &["--method", "tools/list"]).await;
+    let tools = names(&listed);
+    assert!(tools.iter().any(|t| t == "memory__read_graph"), "{tools:?}");
+    let created = inspector(
+        &target,
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "memory__create_entities",
+            "--tool-arg",
+            r#"entities=[{"name":"stdio","entityType":"mode","observations":["works"]}]"#,
+        ],
+    )
+    .await;
+    assert_ne!(created["isError"], true, "{created}");
+    // A second process reads what the first wrote.
+    let graph = inspector(
+        &target,
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "memory__read_graph",
+        ],
+    )
+    .await;
+    assert!(graph.to_string().contains("works"), "{graph}");
+}

@@ -1,0 +1,143 @@
+//! Paths of the installed peers and binaries, processes killed on drop, bounded runs.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Deadline of any single wait in these tests.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the crate sits in the workspace")
+        .to_path_buf()
+}
+
+pub fn peer(relative: &str) -> String {
+    let path = repo_root().join("peers").join(relative);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/install-peers.sh (scripts/test.sh does it)",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+pub fn gateway_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_mcp-gateway")
+}
+
+/// The memory server's binary, built by the same `cargo test --workspace` run.
+pub fn memory_server_bin() -> String {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let path = dir.join("mcp-memory-server");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p mcp-memory-server` (cargo test --workspace does)",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A background process, killed when the test ends.
+pub struct Background(tokio::process::Child);
+
+impl Background {
+    pub fn start(program: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = tokio::process::Command::new(program);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Self(
+            command
+                .spawn()
+                .unwrap_or_else(|err| panic!("cannot start {program}: {err}")),
+        )
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().expect("running") as i32;
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+        tokio::time::timeout(DEADLINE, self.0.wait())
+            .await
+            .expect("exits after SIGTERM")
+            .expect("exit status")
+    }
+}
+
+/// Waits until something accepts connections on `port`.
+pub async fn wait_for_port(port: u16) {
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(started.elapsed() < DEADLINE, "nothing listens on {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs the Inspector CLI against `target` and returns the JSON it printed.
+pub async fn inspector(target: &[&str], method: &[&str]) -> Value {
+    let inspector = peer("node_modules/.bin/mcp-inspector");
+    let mut args = vec!["--cli", "--format", "json", "-q"];
+    args.extend_from_slice(target);
+    args.extend_from_slice(method);
+    let output = tokio::time::timeout(
+        DEADLINE,
+        tokio::process::Command::new(&inspector)
+            .args(&args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("inspector {args:?} did not finish"))
+    .expect("inspector runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "inspector {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str::<Value>(stdout.trim())
+        .unwrap_or_else(|err| panic!("bad output {stdout}: {err}"))["result"]
+        .take()
+}
+
+pub fn names(listed: &Value) -> Vec<String> {
+    listed["tools"]
+        .as_array()
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
