@@ -222,8 +222,8 @@ impl Outbound for StreamableHttp {
                 let _ = self.events.send(TransportEvent::Message(value)).await;
                 Ok(())
             }
-            _ if status == StatusCode::NOT_FOUND && self.session().is_some() => {
-                let reason = "the server no longer knows this session (HTTP 404)".to_owned();
+            _ if self.session().is_some() && session_lost(status, &body) => {
+                let reason = format!("the server no longer knows this session (HTTP {status})");
                 let _ = self
                     .events
                     .send(TransportEvent::Closed(reason.clone()))
@@ -271,6 +271,17 @@ impl Outbound for StreamableHttp {
             }
         }
     }
+}
+
+/// Whether an error answer means the server forgot the session: 404 is the spec's signal, and
+/// some servers (the TypeScript SDK's among them) answer 400 naming the session instead, which a
+/// gateway must treat the same or it keeps sending a dead session id forever.
+fn session_lost(status: StatusCode, body: &[u8]) -> bool {
+    status == StatusCode::NOT_FOUND
+        || (status == StatusCode::BAD_REQUEST
+            && String::from_utf8_lossy(body)
+                .to_ascii_lowercase()
+                .contains("session"))
 }
 
 /// The 2026-07-28 routing headers: `Mcp-Method` always, `Mcp-Name` for calls that name a target.

@@ -9,4 +9,5 @@ mod http;
 mod in_process;
 mod python;
 mod stdio;
+mod supervision;
 mod support;

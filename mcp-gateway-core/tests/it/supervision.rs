@@ -1,0 +1,266 @@
+//! Supervision with real processes: a killed child is restarted, a restarted HTTP server gets a
+//! new session, a hanging server is judged unhealthy without blocking others, a crash loop ends
+//! in `failed` with an alert, and no child outlives the gateway.
+
+use std::time::Duration;
+
+use mcp_gateway_core::{
+    AlertKind, Error, Gateway, GatewayEvent, HealthConfig, InProcessServer, ProtocolPreference,
+    RestartPolicy, ServerSpec, ServerStatus,
+};
+use serde_json::json;
+
+use crate::fixture::Fixture;
+use crate::support::{
+    PeerProcess, eventually, first_text, free_port, next_matching, peer_bin, processes_with_env,
+    repo_root,
+};
+
+/// Fast probes and retries, so the tests see the whole path in well under a second per step.
+fn quick(spec: ServerSpec) -> ServerSpec {
+    spec.with_health(
+        HealthConfig::default()
+            .with_interval(Duration::from_millis(200))
+            .with_timeout(Duration::from_millis(500))
+            .with_thresholds(1, 2),
+    )
+    .with_restart(
+        RestartPolicy::default()
+            .with_backoff(Duration::from_millis(50), Duration::from_millis(400)),
+    )
+}
+
+fn status_of(gateway: &Gateway, id: &str) -> Option<ServerStatus> {
+    gateway.server(id).map(|s| s.status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_child_fails_its_calls_at_once_and_is_restarted() {
+    let marker = format!("gw-kill-{}", std::process::id());
+    let spec = ServerSpec::stdio("everything", &peer_bin("mcp-server-everything"), ["stdio"])
+        .expect("valid spec")
+        .with_env("GW_TEST_MARKER", marker.clone());
+    let gateway = Gateway::builder().server(quick(spec)).build();
+    let mut events = gateway.subscribe();
+    gateway.start().await;
+    let pids = processes_with_env(&marker);
+    assert_eq!(pids.len(), 1, "one child: {pids:?}");
+
+    let long_call = gateway.call_tool(
+        "everything__trigger-long-running-operation",
+        json!({ "duration": 30, "steps": 30 }),
+    );
+    let killer = async {
+        // Kill once the call is on its way.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        std::process::Command::new("kill")
+            .args(["-9", &pids[0].to_string()])
+            .status()
+            .expect("kill runs");
+    };
+    let (outcome, ()) = tokio::join!(long_call, killer);
+    // The call fails because the connection closed, not after its two-minute timeout.
+    match outcome {
+        Err(Error::Closed { server, reason }) => {
+            assert_eq!(server.as_str(), "everything");
+            assert!(
+                reason.contains("exited") || reason.contains("closed"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a closed-connection error, got {other:?}"),
+    }
+
+    next_matching(&mut events, "reconnecting", |e| {
+        matches!(
+            e,
+            GatewayEvent::StatusChanged {
+                to: ServerStatus::Reconnecting,
+                ..
+            }
+        )
+    })
+    .await;
+    next_matching(&mut events, "a scheduled reconnect", |e| {
+        matches!(e, GatewayEvent::ReconnectScheduled { .. })
+    })
+    .await;
+    next_matching(&mut events, "healthy again", |e| {
+        matches!(
+            e,
+            GatewayEvent::StatusChanged {
+                to: ServerStatus::Healthy,
+                ..
+            }
+        )
+    })
+    .await;
+    let echoed = gateway
+        .call_tool("everything__echo", json!({ "message": "back" }))
+        .await
+        .expect("calls succeed again");
+    assert_eq!(first_text(&echoed), "Echo: back");
+    let restarted = processes_with_env(&marker);
+    assert_eq!(restarted.len(), 1, "exactly one new child: {restarted:?}");
+    assert_ne!(restarted, pids);
+    gateway.shutdown().await;
+    assert!(
+        processes_with_env(&marker).is_empty(),
+        "no child left behind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_server_restarted_on_the_same_port_gets_a_new_session() {
+    let port = free_port();
+    let everything = peer_bin("mcp-server-everything");
+    let server = PeerProcess::start(&everything, &["streamableHttp"], port).await;
+    let spec = ServerSpec::streamable_http("remote", &server.url("/mcp")).expect("valid spec");
+    let gateway = Gateway::builder().server(quick(spec)).build();
+    let mut events = gateway.subscribe();
+    gateway.start().await;
+    assert_eq!(status_of(&gateway, "remote"), Some(ServerStatus::Healthy));
+
+    drop(server);
+    next_matching(
+        &mut events,
+        "reconnecting after the server went away",
+        |e| {
+            matches!(
+                e,
+                GatewayEvent::StatusChanged {
+                    to: ServerStatus::Reconnecting,
+                    ..
+                }
+            )
+        },
+    )
+    .await;
+    let err = gateway
+        .call_tool("remote__echo", json!({ "message": "x" }))
+        .await
+        .expect_err("down");
+    assert!(
+        matches!(err, Error::NotConnected { .. }),
+        "fails fast while down: {err:?}"
+    );
+    let snapshot = gateway.server("remote").expect("listed");
+    assert!(
+        snapshot.next_attempt_ms.is_some(),
+        "the next attempt is visible: {snapshot:?}"
+    );
+
+    let _again = PeerProcess::start(&everything, &["streamableHttp"], port).await;
+    next_matching(&mut events, "healthy on the new server", |e| {
+        matches!(
+            e,
+            GatewayEvent::StatusChanged {
+                to: ServerStatus::Healthy,
+                ..
+            }
+        )
+    })
+    .await;
+    let echoed = gateway
+        .call_tool("remote__echo", json!({ "message": "new session" }))
+        .await
+        .expect("the new session works");
+    assert_eq!(first_text(&echoed), "Echo: new session");
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_server_is_judged_unhealthy_and_blocks_nothing_else() {
+    let script = repo_root().join("mcp-gateway-core/tests/fixtures/misbehaving_server.py");
+    let hanging = ServerSpec::stdio(
+        "hang",
+        "python3",
+        [script.display().to_string(), "--hang".into()],
+    )
+    .expect("valid spec")
+    .with_protocol(ProtocolPreference::Session)
+    .with_request_timeout(Duration::from_millis(500));
+    let local = ServerSpec::in_process("local", InProcessServer::new("local", Fixture::default))
+        .expect("valid spec");
+    let gateway = Gateway::builder()
+        .server(quick(hanging))
+        .server(local)
+        .build();
+    let mut events = gateway.subscribe();
+    gateway.start().await;
+
+    let err = gateway
+        .call_tool("hang__pong", json!({}))
+        .await
+        .expect_err("never answered");
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    let alert = next_matching(&mut events, "an unhealthy alert", |e| {
+        matches!(
+            e,
+            GatewayEvent::AlertRaised {
+                kind: AlertKind::Unhealthy,
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(
+        matches!(alert, GatewayEvent::AlertRaised { ref server, .. } if server.as_str() == "hang")
+    );
+    // The other server never noticed.
+    let sum = gateway
+        .call_tool("local__add", json!({ "a": 2, "b": 2 }))
+        .await
+        .expect("unaffected");
+    assert_eq!(first_text(&sum), "4");
+    assert_eq!(status_of(&gateway, "local"), Some(ServerStatus::Healthy));
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loop_ends_in_failed_with_an_alert() {
+    let spec = ServerSpec::stdio("crashy", "python3", ["-c", "import sys; sys.exit(3)"])
+        .expect("valid spec")
+        .with_protocol(ProtocolPreference::Session)
+        .with_restart(
+            RestartPolicy::default()
+                .with_backoff(Duration::from_millis(10), Duration::from_millis(40))
+                .with_max_failures(3, Duration::from_secs(60)),
+        );
+    let gateway = Gateway::builder().build();
+    let mut events = gateway.subscribe();
+    let err = gateway
+        .add_server(spec)
+        .await
+        .expect_err("it exits at once");
+    assert!(err.to_string().contains("crashy"), "{err}");
+
+    let mut retries = 0;
+    loop {
+        let event = next_matching(&mut events, "the crash loop's end", |e| {
+            matches!(
+                e,
+                GatewayEvent::ReconnectScheduled { .. } | GatewayEvent::AlertRaised { .. }
+            )
+        })
+        .await;
+        match event {
+            GatewayEvent::ReconnectScheduled { .. } => retries += 1,
+            GatewayEvent::AlertRaised { kind, message, .. } => {
+                assert_eq!(kind, AlertKind::Failed);
+                assert!(message.contains("4 failures"), "{message}");
+                break;
+            }
+            _ => unreachable!("filtered above"),
+        }
+    }
+    assert_eq!(retries, 3, "three retries, then it gave up");
+    eventually("status failed", || {
+        status_of(&gateway, "crashy") == Some(ServerStatus::Failed)
+    })
+    .await;
+    let snapshot = gateway.server("crashy").expect("still listed");
+    assert!(snapshot.next_attempt_ms.is_none());
+    assert!(snapshot.alerts.contains(&AlertKind::Failed));
+    gateway.shutdown().await;
+}
