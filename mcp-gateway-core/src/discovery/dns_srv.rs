@@ -87,7 +87,7 @@ pub struct DnsSrvSource {
 }
 
 /// One resolution: the (host, port) targets, and how long the answer may be cached.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Default)]
 struct Resolved {
     targets: BTreeSet<(String, u16)>,
     ttl: Option<Duration>,
