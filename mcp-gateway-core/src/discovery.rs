@@ -5,7 +5,7 @@
 //! live in this module:
 //!
 //! - [`EnvSource`]: `MCP_SERVER_<NAME>_URL`, `…_COMMAND` and the `MCP_GATEWAY_SERVERS` list
-//!   ([`env`] has the scheme);
+//!   ([`env`](mod@env) has the scheme);
 //! - [`PortProbeSource`]: MCP endpoints answering on well-known localhost ports, re-probed on an
 //!   interval;
 //! - [`DnsSrvSource`]: one Streamable HTTP server per target of a DNS SRV name, re-resolved on an
