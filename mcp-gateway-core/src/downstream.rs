@@ -381,8 +381,8 @@ impl McpServer {
         let params = params.unwrap_or_else(|| Value::Object(Map::new()));
         let mut result = match method {
             "initialize" if stateless => Err(JsonRpcError::new(
-                JsonRpcError::INVALID_REQUEST,
-                "initialize is not part of 2026-07-28; call server/discover",
+                JsonRpcError::METHOD_NOT_FOUND,
+                "method not found: initialize is not part of 2026-07-28; call server/discover",
             )),
             "initialize" => Err(JsonRpcError::new(
                 JsonRpcError::INVALID_REQUEST,

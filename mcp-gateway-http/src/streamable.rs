@@ -314,12 +314,12 @@ fn check_stateless(headers: &HeaderMap, message: &Value) -> Result<(), JsonRpcEr
             "a 2026-07-28 request must be a single JSON-RPC request or notification",
         ));
     };
-    check_stateless_meta(message)?;
+    let mismatch = |message: String| Err(JsonRpcError::new(HEADER_MISMATCH, message));
+    // Headers that contradict the body are a mismatch before anything else is judged.
     let version = message
         .pointer("/params/_meta")
         .and_then(|m| m.get(META_PROTOCOL_VERSION))
         .and_then(Value::as_str);
-    let mismatch = |message: String| Err(JsonRpcError::new(HEADER_MISMATCH, message));
     let header_version = header(headers, VERSION_HEADER);
     if let Some(version) = version
         && header_version != Some(version)
@@ -328,6 +328,7 @@ fn check_stateless(headers: &HeaderMap, message: &Value) -> Result<(), JsonRpcEr
             "MCP-Protocol-Version header {header_version:?} does not match _meta version `{version}`"
         ));
     }
+    check_stateless_meta(message)?;
     let header_method = header(headers, "mcp-method");
     if header_method != Some(method) {
         return mismatch(format!(

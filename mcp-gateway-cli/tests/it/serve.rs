@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::support::{
-    Background, free_port, gateway_bin, inspector, memory_server_bin, names, peer, wait_for_port,
+    Background, free_port, gateway_bin, inspector, names, peer, sibling_bin, wait_for_port,
 };
 
 /// A config fronting server-everything and server-memory over stdio and the bundled memory
@@ -38,7 +38,7 @@ async fn serve_fronts_stdio_and_http_upstreams_for_the_inspector() {
     let memory_file = dir.path().join("bundled.jsonl").display().to_string();
     let memory_listen = format!("127.0.0.1:{memory_port}");
     let _bundled = Background::start(
-        &memory_server_bin(),
+        &sibling_bin("mcp-memory-server"),
         &["--listen", &memory_listen, "--file", &memory_file],
         &[],
     );

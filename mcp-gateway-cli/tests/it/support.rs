@@ -31,17 +31,18 @@ pub fn gateway_bin() -> &'static str {
     env!("CARGO_BIN_EXE_mcp-gateway")
 }
 
-/// The memory server's binary, built by the same `cargo test --workspace` run.
-pub fn memory_server_bin() -> String {
+/// A binary of another workspace package (`mcp-memory-server`, `conformance-fixture`), built by
+/// the same `cargo test --workspace` run into the same target directory.
+pub fn sibling_bin(name: &str) -> String {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>");
-    let path = dir.join("mcp-memory-server");
+    let path = dir.join(name);
     assert!(
         path.exists(),
-        "{} is missing: build it with `cargo build -p mcp-memory-server` (cargo test --workspace does)",
+        "{} is missing: build it with `cargo build --workspace` (cargo test --workspace does)",
         path.display()
     );
     path.display().to_string()

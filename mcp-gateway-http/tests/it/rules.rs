@@ -202,8 +202,20 @@ async fn stateless_errors_carry_the_revisions_codes_and_statuses() {
         ),
         (
             stateless_post("initialize", json!({ "_meta": stateless_meta() }), &[]),
+            StatusCode::NOT_FOUND,
+            -32601,
+        ),
+        // The version header contradicts _meta.
+        (
+            post(
+                &json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": { "_meta": stateless_meta() } }),
+                &[
+                    ("mcp-protocol-version", "2025-11-25"),
+                    ("mcp-method", "tools/list"),
+                ],
+            ),
             StatusCode::BAD_REQUEST,
-            -32600,
+            -32020,
         ),
         // An unknown tool.
         (
