@@ -26,6 +26,10 @@ mod server;
 mod store;
 mod tools;
 
+#[cfg(test)]
+mod tests;
+
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 pub use error::MemoryError;
@@ -40,12 +44,17 @@ pub use server::MemoryServer;
 /// reinstall, so this one lives in the user's data directory instead, shared by the standalone
 /// server and the gateway's in-process one.
 pub fn default_memory_file() -> PathBuf {
-    let data_home = std::env::var_os("XDG_DATA_HOME")
+    memory_file_under(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"))
+}
+
+/// [`default_memory_file`] for given values of `XDG_DATA_HOME` and `HOME`; relative values are
+/// ignored, as the XDG base directory specification asks.
+fn memory_file_under(xdg_data_home: Option<OsString>, home: Option<OsString>) -> PathBuf {
+    let data_home = xdg_data_home
         .map(PathBuf::from)
         .filter(|dir| dir.is_absolute())
         .or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
+            home.map(PathBuf::from)
                 .filter(|home| home.is_absolute())
                 .map(|home| home.join(".local").join("share"))
         });

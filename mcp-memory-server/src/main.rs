@@ -93,6 +93,13 @@ async fn run(args: Args) -> ExitCode {
     if args.stdio {
         serve_stdio(server, shutdown).await
     } else {
+        if !args.listen.ip().is_loopback() && args.allow_hosts.is_empty() {
+            tracing::warn!(
+                "listening on a non-loopback address, but only requests naming localhost, \
+                 127.0.0.1 or ::1 in their Host header are served; add --allow-host NAME for \
+                 the names clients use"
+            );
+        }
         let config = HttpConfig::default().with_allowed_hosts(args.allow_hosts);
         serve_http(server, args.listen, config, shutdown).await
     }

@@ -66,10 +66,11 @@ pub fn stateless() -> ClientLifecycleMode {
 }
 
 async fn over_stdio(command: Command, lifecycle: ClientLifecycleMode) -> Client {
+    let program = command.as_std().get_program().to_owned();
     let (transport, _) = TokioChildProcess::builder(command)
         .stderr(Stdio::null())
         .spawn()
-        .expect("the server starts");
+        .unwrap_or_else(|err| panic!("could not start {program:?}: {err}"));
     tokio::time::timeout(DEADLINE, hello().serve_with_lifecycle(transport, lifecycle))
         .await
         .expect("the handshake finishes in time")
