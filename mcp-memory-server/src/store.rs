@@ -354,7 +354,11 @@ impl Store {
         }
         let dir = parent_dir(&self.path);
         let temp = temp_path(&self.path);
-        let written = write_temp(&temp, |out| state.graph.write_snapshot(Some(plan), out));
+        // The new file keeps the old one's permissions (a private memory stays private).
+        let permissions = fs::metadata(&self.path).ok().map(|m| m.permissions());
+        let written = write_temp(&temp, permissions, |out| {
+            state.graph.write_snapshot(Some(plan), out)
+        });
         let len = match written {
             Ok(len) => len,
             Err(source) => {
@@ -452,9 +456,13 @@ fn corrupt(path: &Path, line: usize, err: &serde_json::Error) -> MemoryError {
 /// Writes a fresh temporary file through `fill`, `fsync`s it, and returns its length.
 fn write_temp(
     temp: &Path,
+    permissions: Option<fs::Permissions>,
     fill: impl FnOnce(&mut BufWriter<&File>) -> io::Result<()>,
 ) -> io::Result<u64> {
     let file = OpenOptions::new().write(true).create_new(true).open(temp)?;
+    if let Some(permissions) = permissions {
+        file.set_permissions(permissions)?;
+    }
     let mut out = BufWriter::with_capacity(1 << 20, &file);
     fill(&mut out)?;
     out.flush()?;

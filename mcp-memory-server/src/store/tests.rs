@@ -320,3 +320,24 @@ fn our_temp_names_are_recognised_exactly() {
         assert!(!is_our_temp("m.jsonl", name), "{name}");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn a_rewrite_keeps_the_file_private() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let (_dir, path) = temp();
+    let store = Store::open(&path).expect("opens");
+    store
+        .create_entities(vec![entity("A", &["secret"])])
+        .expect("created");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+    store
+        .delete_observations(vec![ObservationDeletion {
+            entity_name: "A".to_owned(),
+            observations: vec!["secret".to_owned()],
+        }])
+        .expect("rewritten");
+    let mode = fs::metadata(&path).expect("exists").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
