@@ -3,6 +3,7 @@
 //! signals and exit codes live here and nowhere else.
 
 mod config;
+mod config_source;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -92,11 +93,15 @@ async fn start_gateway(
     config: Option<&Path>,
     memory_file: Option<PathBuf>,
 ) -> anyhow::Result<(Gateway, Option<String>)> {
+    let mut builder = Gateway::builder();
     let (servers, naming, listen) = match config {
         Some(path) => {
+            // Read once up front: a config that is wrong at start stops the gateway with the
+            // error; later edits are reloaded by the source and a wrong one keeps the running set.
             let config = config::load(path)?;
-            tracing::info!(config = %path.display(), servers = config.servers.len(), "mcp-gateway starting");
-            (config.servers, config.naming, config.listen)
+            tracing::info!(config = %path.display(), servers = config.servers.len(), "mcp-gateway starting; the config file is watched for edits");
+            builder = builder.discovery(Arc::new(config_source::ConfigFileSource::watch(path)?));
+            (Vec::new(), config.naming, config.listen)
         }
         None => {
             let file = memory_file.unwrap_or_else(mcp_memory_server::default_memory_file);
@@ -113,7 +118,7 @@ async fn start_gateway(
             (vec![spec], Default::default(), None)
         }
     };
-    let mut builder = Gateway::builder().naming(naming);
+    builder = builder.naming(naming);
     for spec in servers {
         builder = builder.server(spec);
     }

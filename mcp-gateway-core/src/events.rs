@@ -91,6 +91,24 @@ pub enum GatewayEvent {
         /// Its transport kind.
         transport: String,
     },
+    /// A discovery source's new set was applied (a config reload, a port that started answering).
+    DiscoveryApplied {
+        /// The source.
+        source: String,
+        /// Servers started.
+        added: Vec<ServerId>,
+        /// Servers stopped.
+        removed: Vec<ServerId>,
+        /// Servers restarted because their spec changed.
+        changed: Vec<ServerId>,
+    },
+    /// A discovery source could not be read (an invalid config edit); the running set is kept.
+    DiscoveryFailed {
+        /// The source.
+        source: String,
+        /// What is wrong, for a person.
+        error: String,
+    },
     /// A server was removed.
     ServerRemoved {
         /// The server.

@@ -226,7 +226,12 @@ impl Gateway {
         let specs = match source.discover().await {
             Ok(specs) => specs,
             Err(err) => {
-                tracing::warn!(source = %name, error = %error_chain(err.as_ref()), "discovery failed; keeping the current set");
+                let error = error_chain(err.as_ref());
+                tracing::warn!(source = %name, %error, "discovery failed; keeping the current set");
+                self.inner.events.emit(GatewayEvent::DiscoveryFailed {
+                    source: name,
+                    error,
+                });
                 return;
             }
         };
@@ -240,26 +245,52 @@ impl Gateway {
             .into_iter()
             .map(|spec| (spec.id.clone(), spec))
             .collect();
-        for id in owned.keys().filter(|id| !wanted.contains_key(*id)) {
+        let mut removed: Vec<ServerId> = owned
+            .keys()
+            .filter(|id| !wanted.contains_key(*id))
+            .cloned()
+            .collect();
+        removed.sort();
+        for id in &removed {
             let _ = self.remove_server(id.as_str()).await;
         }
-        let changes = wanted.into_values().filter_map(|spec| {
-            let current = owned.get(&spec.id);
-            if current == Some(&spec) {
-                return None;
-            }
+        let (mut added, mut changed) = (Vec::new(), Vec::new());
+        let updates: Vec<_> = wanted
+            .into_values()
+            .filter_map(|spec| match owned.get(&spec.id) {
+                Some(current) if current == &spec => None,
+                Some(_) => {
+                    changed.push(spec.id.clone());
+                    Some((spec, true))
+                }
+                None => {
+                    added.push(spec.id.clone());
+                    Some((spec, false))
+                }
+            })
+            .collect();
+        let updates = updates.into_iter().map(|(spec, replaced)| {
             let gateway = self.clone();
-            let replaced = current.is_some();
             let name = name.clone();
-            Some(async move {
+            async move {
                 if replaced {
                     let _ = gateway.remove_server(spec.id.as_str()).await;
                 }
                 // Failures are already reported as status and events.
                 let _ = gateway.add(spec, Some(name)).await;
-            })
+            }
         });
-        join_all(changes).await;
+        join_all(updates).await;
+        if !(added.is_empty() && removed.is_empty() && changed.is_empty()) {
+            added.sort();
+            changed.sort();
+            self.inner.events.emit(GatewayEvent::DiscoveryApplied {
+                source: name,
+                added,
+                removed,
+                changed,
+            });
+        }
     }
 
     /// Adds a server and waits for its first connection attempt. On failure the server stays

@@ -1,0 +1,85 @@
+//! The config file as a discovery source with hot reload: a debounced file watch reports edits,
+//! the gateway re-reads the file and restarts only the servers that were added, removed or
+//! changed. An edit that does not parse is reported (a `discovery_failed` event naming the file,
+//! key and problem) and the running set is kept.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mcp_gateway_core::{BoxError, DiscoverySource, ServerSpec};
+use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
+use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
+use tokio::sync::{Mutex, mpsc};
+
+use crate::config;
+
+/// Edits closer together than this are read once (editors write a file in several steps).
+const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// A config file, re-read whenever it changes on disk.
+pub struct ConfigFileSource {
+    name: String,
+    path: PathBuf,
+    edits: Mutex<mpsc::Receiver<()>>,
+    /// Dropping the debouncer stops the watch.
+    _watch: Debouncer<RecommendedWatcher>,
+}
+
+impl ConfigFileSource {
+    /// Watches the file's directory (editors replace files by renaming, which a watch on the file
+    /// itself would miss) for changes to this file.
+    pub fn watch(path: &Path) -> anyhow::Result<Self> {
+        let path = std::path::absolute(path)?;
+        let directory = path
+            .parent()
+            .ok_or_else(|| anyhow::anyhow!("{} has no parent directory", path.display()))?
+            .to_owned();
+        let file_name = path.file_name().map(ToOwned::to_owned);
+        let (edited, edits) = mpsc::channel(1);
+        let mut debouncer = new_debouncer(DEBOUNCE, move |result: DebounceEventResult| {
+            let touched = result.is_ok_and(|events| {
+                events
+                    .iter()
+                    .any(|event| event.path.file_name() == file_name.as_deref())
+            });
+            if touched {
+                // A full channel already holds a pending reload, which will read the latest file.
+                let _ = edited.try_send(());
+            }
+        })?;
+        debouncer
+            .watcher()
+            .watch(&directory, RecursiveMode::NonRecursive)?;
+        Ok(Self {
+            name: format!("config {}", path.display()),
+            path,
+            edits: Mutex::new(edits),
+            _watch: debouncer,
+        })
+    }
+}
+
+#[async_trait]
+impl DiscoverySource for ConfigFileSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn discover(&self) -> Result<Vec<ServerSpec>, BoxError> {
+        let path = self.path.clone();
+        let config = tokio::task::spawn_blocking(move || config::load(&path)).await??;
+        Ok(config.servers)
+    }
+
+    async fn changed(&self) {
+        let mut edits = self.edits.lock().await;
+        if edits.recv().await.is_none() {
+            // The watch is gone: no more changes will be reported.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
