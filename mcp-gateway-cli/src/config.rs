@@ -18,6 +18,19 @@ pub struct Config {
     pub naming: NamingPolicy,
     /// The upstream servers, in file order.
     pub servers: Vec<ServerSpec>,
+    /// Discovery sources to run beside the file.
+    pub discovery: DiscoveryConfig,
+}
+
+/// The `[discovery]` table: sources that find servers beside the file's own list.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DiscoveryConfig {
+    /// Read `MCP_SERVER_<NAME>_*` and `MCP_GATEWAY_SERVERS` from the environment.
+    pub env: bool,
+    /// Probe these `(server id, port)` pairs on 127.0.0.1 for an MCP endpoint.
+    pub probe_ports: Vec<(String, u16)>,
+    /// Resolve these DNS SRV names, one server per target.
+    pub dns_srv: Vec<String>,
 }
 
 /// A config error: the file and what is wrong, key first.
@@ -41,6 +54,8 @@ struct RawToml {
     #[serde(default)]
     gateway: RawGateway,
     #[serde(default)]
+    discovery: RawDiscovery,
+    #[serde(default)]
     servers: BTreeMap<String, RawServer>,
 }
 
@@ -50,6 +65,25 @@ struct RawGateway {
     listen: Option<String>,
     separator: Option<String>,
     prefix: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDiscovery {
+    #[serde(default)]
+    env: bool,
+    /// `true` for the well-known ports (4100 memory, 4200 storage, 4300 bedrock), or a table of
+    /// `id = port`.
+    probe_ports: Option<RawPorts>,
+    #[serde(default)]
+    dns_srv: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawPorts {
+    WellKnown(bool),
+    Named(BTreeMap<String, u16>),
 }
 
 /// One server as written. The TOML form and the JSON `mcpServers` form share it; JSON files
@@ -127,7 +161,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, String> {
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let (gateway, servers) = if is_json {
+    let (gateway, servers, discovery) = if is_json {
         let raw: RawJson =
             serde_json::from_str(text).map_err(|err| format!("invalid JSON: {err}"))?;
         let servers = raw
@@ -141,10 +175,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, String> {
                     .map_err(|err| format!("mcpServers.{name}: {err}"))
             })
             .collect::<Result<BTreeMap<String, RawServer>, _>>()?;
-        (RawGateway::default(), servers)
+        (RawGateway::default(), servers, RawDiscovery::default())
     } else {
         let raw: RawToml = toml::from_str(text).map_err(|err| format!("invalid TOML: {err}"))?;
-        (raw.gateway, raw.servers)
+        (raw.gateway, raw.servers, raw.discovery)
     };
     let base = path.parent().unwrap_or(Path::new("."));
     let servers = servers
@@ -170,10 +204,25 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, String> {
         };
         naming = naming.with_mode(mode);
     }
+    let probe_ports = match discovery.probe_ports {
+        None | Some(RawPorts::WellKnown(false)) => Vec::new(),
+        Some(RawPorts::WellKnown(true)) => {
+            mcp_gateway_core::discovery::port_probe::WELL_KNOWN_PORTS
+                .iter()
+                .map(|(id, port)| ((*id).to_owned(), *port))
+                .collect()
+        }
+        Some(RawPorts::Named(ports)) => ports.into_iter().collect(),
+    };
     Ok(Config {
         listen: gateway.listen,
         naming,
         servers,
+        discovery: DiscoveryConfig {
+            env: discovery.env,
+            probe_ports,
+            dns_srv: discovery.dns_srv,
+        },
     })
 }
 

@@ -11,7 +11,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use mcp_gateway_core::{DownstreamConfig, Gateway, InProcessServer, McpServer, Secret, ServerSpec};
+use mcp_gateway_core::discovery::{DnsSrvSource, EnvSource, PortProbeSource};
+use mcp_gateway_core::{
+    DownstreamConfig, Gateway, GatewayBuilder, InProcessServer, McpServer, Secret, ServerSpec,
+};
 use mcp_gateway_http::HttpConfig;
 use tracing_subscriber::EnvFilter;
 
@@ -101,6 +104,7 @@ async fn start_gateway(
             let config = config::load(path)?;
             tracing::info!(config = %path.display(), servers = config.servers.len(), "mcp-gateway starting; the config file is watched for edits");
             builder = builder.discovery(Arc::new(config_source::ConfigFileSource::watch(path)?));
+            builder = with_discovery(builder, &config.discovery)?;
             (Vec::new(), config.naming, config.listen)
         }
         None => {
@@ -194,6 +198,28 @@ async fn stdio(config: Option<&Path>, memory_file: Option<PathBuf>) -> anyhow::R
     .await;
     gateway.shutdown().await;
     Ok(())
+}
+
+/// Adds the `[discovery]` sources of the config.
+fn with_discovery(
+    mut builder: GatewayBuilder,
+    discovery: &config::DiscoveryConfig,
+) -> anyhow::Result<GatewayBuilder> {
+    if discovery.env {
+        builder = builder.discovery(Arc::new(EnvSource::from_process_env()));
+    }
+    if !discovery.probe_ports.is_empty() {
+        let probe =
+            PortProbeSource::new(discovery.probe_ports.iter().map(|(id, port)| (id, *port)))
+                .context("discovery.probe_ports")?;
+        builder = builder.discovery(Arc::new(probe));
+    }
+    for name in &discovery.dns_srv {
+        let source =
+            DnsSrvSource::new(name).with_context(|| format!("discovery.dns_srv `{name}`"))?;
+        builder = builder.discovery(Arc::new(source));
+    }
+    Ok(builder)
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -111,3 +111,30 @@ fn errors_name_the_key_and_the_problem() {
     let err = parse("{}", Path::new("c.json")).expect_err("empty json");
     assert!(err.contains("mcpServers"), "{err}");
 }
+
+#[test]
+fn discovery_sources_are_configured_in_their_table() {
+    let config = parse(
+        "[discovery]\nenv = true\nprobe_ports = true\ndns_srv = [\"_mcp._tcp.example.internal\"]\n",
+        Path::new("g.toml"),
+    )
+    .expect("valid");
+    assert!(config.discovery.env);
+    assert_eq!(
+        config.discovery.probe_ports,
+        [
+            ("memory".to_owned(), 4100),
+            ("storage".to_owned(), 4200),
+            ("bedrock".to_owned(), 4300)
+        ]
+    );
+    assert_eq!(config.discovery.dns_srv, ["_mcp._tcp.example.internal"]);
+    let named = parse(
+        "[discovery]\nprobe_ports = { search = 4500 }\n",
+        Path::new("g.toml"),
+    )
+    .expect("valid");
+    assert_eq!(named.discovery.probe_ports, [("search".to_owned(), 4500)]);
+    let err = parse("[discovery]\nprobe = true\n", Path::new("g.toml")).expect_err("typo");
+    assert!(err.contains("probe"), "{err}");
+}
