@@ -3,7 +3,8 @@
 use serde_json::json;
 
 use crate::support::{
-    Background, free_port, gateway_bin, inspector, names, peer, sibling_bin, wait_for_port,
+    Background, free_port, gateway_bin, inspector, names, peer, python_client, sibling_bin,
+    wait_for_port,
 };
 
 /// A config fronting server-everything and server-memory over stdio and the bundled memory
@@ -120,6 +121,32 @@ async fn serve_fronts_stdio_and_http_upstreams_for_the_inspector() {
     )
     .await;
     assert!(found.to_string().contains("gateway"), "{found}");
+    // The Python SDK client in both eras: all three upstreams' tools, and progress relayed.
+    for (mode, version) in [("legacy", "2025-11-25"), ("2026-07-28", "2026-07-28")] {
+        let summary = python_client(
+            &url,
+            mode,
+            "everything__trigger-long-running-operation",
+            &json!({ "duration": 0.3, "steps": 3 }),
+        )
+        .await;
+        assert_eq!(summary["protocolVersion"], version, "{summary}");
+        assert_eq!(
+            summary["progress"].as_array().map(Vec::len),
+            Some(3),
+            "{summary}"
+        );
+        let graph = python_client(&url, mode, "bundled__read_graph", &json!({})).await;
+        assert!(
+            graph["result"].to_string().contains("serves MCP"),
+            "{graph}"
+        );
+        let tools = graph["tools"].to_string();
+        assert!(
+            tools.contains("memory__open_nodes") && tools.contains("everything__echo"),
+            "{tools}"
+        );
+    }
     let status = gateway.terminate().await;
     assert!(
         status.success(),

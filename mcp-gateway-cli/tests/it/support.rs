@@ -142,3 +142,32 @@ pub fn names(listed: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The Python SDK client (`peers/python/gateway_client.py`): lists tools and calls one in the
+/// given era; returns its JSON summary.
+pub async fn python_client(url: &str, mode: &str, tool: &str, arguments: &Value) -> Value {
+    let output = tokio::time::timeout(
+        DEADLINE,
+        tokio::process::Command::new(peer(".venv/bin/python"))
+            .args([
+                &peer("python/gateway_client.py"),
+                url,
+                mode,
+                tool,
+                &arguments.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the python client ({mode}) did not finish"))
+    .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "python client ({mode}) failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|err| panic!("bad output {stdout}: {err}"))
+}
