@@ -34,6 +34,7 @@ mod gateway;
 mod health;
 mod jsonrpc;
 mod registry;
+pub mod sinks;
 mod spec;
 mod transport;
 mod upstream;
@@ -56,6 +57,7 @@ pub use registry::{
     Catalog, Collision, DefaultRegistry, Entry, NamingPolicy, PrefixMode, RegistryChange,
     ServerCatalog, ToolRegistry,
 };
+pub use sinks::{JsonLinesSink, WebhookSink};
 pub use spec::{
     HealthConfig, HttpSpec, ProtocolPreference, RestartPolicy, Secret, ServerId, ServerSpec,
     StdioSpec, TransportSpec,
