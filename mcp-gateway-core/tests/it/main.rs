@@ -2,6 +2,7 @@
 //! stdio, Streamable HTTP and legacy SSE, the Python SDK's MCPServer (2026-07-28), an in-process
 //! rmcp server, and a deliberately misbehaving upstream. One binary keeps link times low.
 
+mod alerts;
 mod discovery;
 mod failures;
 mod fixture;
