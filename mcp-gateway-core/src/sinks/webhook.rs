@@ -2,9 +2,9 @@
 //! `text` field, through a bounded queue and one delivery task that retries with backoff.
 //!
 //! The payload is the event envelope exactly as the event stream serialises it (`version`, `seq`,
-//! `time_ms`, `type` and the event's own fields) plus `text`, one line for a person. Slack and
-//! Mattermost incoming webhooks show `text` and ignore the other fields; any other receiver gets
-//! the whole structured event.
+//! `time_ms`, `type` and the event's own fields) plus `text`, one line for a person: `text` is
+//! what a Slack incoming webhook posts to the channel, and the other fields carry the structured
+//! event for any other receiver.
 
 use std::collections::BTreeMap;
 use std::fmt;
