@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mcp_gateway_core::{NamingPolicy, PrefixMode, ProtocolPreference, ServerSpec};
+use mcp_gateway_core::{NamingPolicy, PrefixMode, ProtocolPreference, Secret, ServerSpec};
 use serde::Deserialize;
 
 /// A validated config file.
@@ -20,6 +20,17 @@ pub struct Config {
     pub servers: Vec<ServerSpec>,
     /// Discovery sources to run beside the file.
     pub discovery: DiscoveryConfig,
+    /// Where events and alerts go besides the log.
+    pub sinks: SinksConfig,
+}
+
+/// The `[sinks]` table.
+#[derive(Debug, Default)]
+pub struct SinksConfig {
+    /// A webhook that receives alerts (Slack-compatible `text`), with its request headers.
+    pub webhook: Option<(Secret, Vec<(String, Secret)>)>,
+    /// A file every event is appended to as one JSON line.
+    pub events_file: Option<PathBuf>,
 }
 
 /// The `[discovery]` table: sources that find servers beside the file's own list.
@@ -56,6 +67,8 @@ struct RawToml {
     #[serde(default)]
     discovery: RawDiscovery,
     #[serde(default)]
+    sinks: RawSinks,
+    #[serde(default)]
     servers: BTreeMap<String, RawServer>,
 }
 
@@ -77,6 +90,15 @@ struct RawDiscovery {
     probe_ports: Option<RawPorts>,
     #[serde(default)]
     dns_srv: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSinks {
+    webhook: Option<String>,
+    #[serde(default)]
+    webhook_headers: BTreeMap<String, String>,
+    events_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -161,7 +183,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, String> {
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let (gateway, servers, discovery) = if is_json {
+    let (gateway, servers, discovery, sinks) = if is_json {
         let raw: RawJson =
             serde_json::from_str(text).map_err(|err| format!("invalid JSON: {err}"))?;
         let servers = raw
@@ -175,10 +197,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, String> {
                     .map_err(|err| format!("mcpServers.{name}: {err}"))
             })
             .collect::<Result<BTreeMap<String, RawServer>, _>>()?;
-        (RawGateway::default(), servers, RawDiscovery::default())
+        (
+            RawGateway::default(),
+            servers,
+            RawDiscovery::default(),
+            RawSinks::default(),
+        )
     } else {
         let raw: RawToml = toml::from_str(text).map_err(|err| format!("invalid TOML: {err}"))?;
-        (raw.gateway, raw.servers, raw.discovery)
+        (raw.gateway, raw.servers, raw.discovery, raw.sinks)
     };
     let base = path.parent().unwrap_or(Path::new("."));
     let servers = servers
@@ -222,6 +249,17 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, String> {
             env: discovery.env,
             probe_ports,
             dns_srv: discovery.dns_srv,
+        },
+        sinks: SinksConfig {
+            webhook: sinks.webhook.map(|url| {
+                let headers = sinks
+                    .webhook_headers
+                    .into_iter()
+                    .map(|(name, value)| (name, Secret::new(value)))
+                    .collect();
+                (Secret::new(url), headers)
+            }),
+            events_file: sinks.events_file.map(|file| base.join(file)),
         },
     })
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use mcp_gateway_core::discovery::{DnsSrvSource, EnvSource, PortProbeSource};
+use mcp_gateway_core::sinks::{JsonLinesConfig, JsonLinesSink, WebhookConfig, WebhookSink};
 use mcp_gateway_core::{
     DownstreamConfig, Gateway, GatewayBuilder, InProcessServer, McpServer, Secret, ServerSpec,
 };
@@ -105,6 +106,7 @@ async fn start_gateway(
             tracing::info!(config = %path.display(), servers = config.servers.len(), "mcp-gateway starting; the config file is watched for edits");
             builder = builder.discovery(Arc::new(config_source::ConfigFileSource::watch(path)?));
             builder = with_discovery(builder, &config.discovery)?;
+            builder = with_sinks(builder, &config.sinks)?;
             (Vec::new(), config.naming, config.listen)
         }
         None => {
@@ -218,6 +220,27 @@ fn with_discovery(
         let source =
             DnsSrvSource::new(name).with_context(|| format!("discovery.dns_srv `{name}`"))?;
         builder = builder.discovery(Arc::new(source));
+    }
+    Ok(builder)
+}
+
+/// Adds the `[sinks]` of the config.
+fn with_sinks(
+    mut builder: GatewayBuilder,
+    sinks: &config::SinksConfig,
+) -> anyhow::Result<GatewayBuilder> {
+    if let Some((url, headers)) = &sinks.webhook {
+        let mut webhook = WebhookConfig::default();
+        for (name, value) in headers {
+            webhook = webhook.with_header(name.clone(), value.clone());
+        }
+        let sink = WebhookSink::new(url.expose(), webhook).context("sinks.webhook")?;
+        builder = builder.event_sink(Arc::new(sink));
+    }
+    if let Some(file) = &sinks.events_file {
+        let sink = JsonLinesSink::new(file, JsonLinesConfig::default())
+            .with_context(|| format!("sinks.events_file {}", file.display()))?;
+        builder = builder.event_sink(Arc::new(sink));
     }
     Ok(builder)
 }

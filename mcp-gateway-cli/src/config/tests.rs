@@ -138,3 +138,24 @@ fn discovery_sources_are_configured_in_their_table() {
     let err = parse("[discovery]\nprobe = true\n", Path::new("g.toml")).expect_err("typo");
     assert!(err.contains("probe"), "{err}");
 }
+
+#[test]
+fn sinks_are_configured_and_their_secrets_stay_hidden() {
+    let config = parse(
+        "[sinks]\nwebhook = \"https://hooks.example.com/services/T0/B0/secret-token\"\nwebhook_headers = { Authorization = \"Bearer hidden\" }\nevents_file = \"events.jsonl\"\n",
+        Path::new("/etc/gw/g.toml"),
+    )
+    .expect("valid");
+    let (url, headers) = config.sinks.webhook.as_ref().expect("webhook");
+    assert!(url.expose().ends_with("secret-token"));
+    assert_eq!(headers[0].1.expose(), "Bearer hidden");
+    assert_eq!(
+        config.sinks.events_file.as_deref(),
+        Some(Path::new("/etc/gw/events.jsonl"))
+    );
+    let printed = format!("{:?}", config.sinks);
+    assert!(
+        !printed.contains("secret-token") && !printed.contains("hidden"),
+        "{printed}"
+    );
+}
