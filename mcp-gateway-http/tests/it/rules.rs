@@ -148,6 +148,21 @@ async fn stateless_requests_are_served_without_a_session() {
     assert_eq!(body["result"]["cacheScope"], "private");
 }
 
+/// A stateless request in a revision that does not exist yet.
+fn future_version_request() -> Request<Body> {
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2027-01-01",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    post(
+        &json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": { "_meta": meta } }),
+        &[
+            ("mcp-protocol-version", "2027-01-01"),
+            ("mcp-method", "tools/list"),
+        ],
+    )
+}
+
 #[tokio::test]
 async fn stateless_errors_carry_the_revisions_codes_and_statuses() {
     let router = router();
@@ -181,19 +196,7 @@ async fn stateless_errors_carry_the_revisions_codes_and_statuses() {
             -32020,
         ),
         // A version the gateway does not speak.
-        (
-            post(
-                &json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": { "_meta": {
-                    "io.modelcontextprotocol/protocolVersion": "2027-01-01",
-                    "io.modelcontextprotocol/clientCapabilities": {} } } }),
-                &[
-                    ("mcp-protocol-version", "2027-01-01"),
-                    ("mcp-method", "tools/list"),
-                ],
-            ),
-            StatusCode::BAD_REQUEST,
-            -32022,
-        ),
+        (future_version_request(), StatusCode::BAD_REQUEST, -32022),
         // Methods the revision removed.
         (
             stateless_post("ping", json!({ "_meta": stateless_meta() }), &[]),
@@ -242,19 +245,7 @@ async fn stateless_errors_carry_the_revisions_codes_and_statuses() {
             "{body}"
         );
     }
-    let (_, _, body) = send(
-        &router,
-        post(
-            &json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": { "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2027-01-01",
-                "io.modelcontextprotocol/clientCapabilities": {} } } }),
-            &[
-                ("mcp-protocol-version", "2027-01-01"),
-                ("mcp-method", "tools/list"),
-            ],
-        ),
-    )
-    .await;
+    let (_, _, body) = send(&router, future_version_request()).await;
     assert_eq!(body["error"]["data"]["supported"], json!(["2026-07-28"]));
 }
 
