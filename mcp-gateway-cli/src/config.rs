@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mcp_gateway_core::{NamingPolicy, PrefixMode, ProtocolPreference, Secret, ServerSpec};
+use mcp_gateway_core::{
+    HealthConfig, NamingPolicy, PrefixMode, ProtocolPreference, RestartPolicy, Secret, ServerSpec,
+};
 use serde::Deserialize;
 
 /// A validated config file.
@@ -139,10 +141,32 @@ struct RawServer {
     enabled: Option<bool>,
     /// The JSON format's way to switch a server off.
     disabled: Option<bool>,
+    health: Option<RawHealth>,
+    restart: Option<RawRestart>,
+}
+
+/// `health = { interval_ms, timeout_ms, healthy_threshold, unhealthy_threshold }`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    interval_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+    healthy_threshold: Option<u32>,
+    unhealthy_threshold: Option<u32>,
+}
+
+/// `restart = { initial_backoff_ms, max_backoff_ms, max_failures, window_secs }`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRestart {
+    initial_backoff_ms: Option<u64>,
+    max_backoff_ms: Option<u64>,
+    max_failures: Option<u32>,
+    window_secs: Option<u64>,
 }
 
 /// The keys of [`RawServer`], as written in files.
-const SERVER_KEYS: [&str; 17] = [
+const SERVER_KEYS: [&str; 19] = [
     "command",
     "args",
     "env",
@@ -160,6 +184,8 @@ const SERVER_KEYS: [&str; 17] = [
     "tags",
     "enabled",
     "disabled",
+    "health",
+    "restart",
 ];
 
 #[derive(Deserialize)]
@@ -331,6 +357,42 @@ fn server(name: &str, raw: RawServer, is_json: bool, base: &Path) -> Result<Serv
     }
     for tag in raw.tags {
         spec = spec.with_tag(tag);
+    }
+    if let Some(health) = raw.health {
+        let defaults = HealthConfig::default();
+        let ms =
+            |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_millis);
+        spec = spec.with_health(
+            defaults
+                .with_interval(ms(health.interval_ms, defaults.interval))
+                .with_timeout(ms(health.timeout_ms, defaults.timeout))
+                .with_thresholds(
+                    health
+                        .healthy_threshold
+                        .unwrap_or(defaults.healthy_threshold),
+                    health
+                        .unhealthy_threshold
+                        .unwrap_or(defaults.unhealthy_threshold),
+                ),
+        );
+    }
+    if let Some(restart) = raw.restart {
+        let defaults = RestartPolicy::default();
+        let ms =
+            |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_millis);
+        spec = spec.with_restart(
+            defaults
+                .with_backoff(
+                    ms(restart.initial_backoff_ms, defaults.initial_backoff),
+                    ms(restart.max_backoff_ms, defaults.max_backoff),
+                )
+                .with_max_failures(
+                    restart.max_failures.unwrap_or(defaults.max_failures),
+                    restart
+                        .window_secs
+                        .map_or(defaults.window, Duration::from_secs),
+                ),
+        );
     }
     let enabled = raw.enabled.unwrap_or(true) && !raw.disabled.unwrap_or(false);
     Ok(spec

@@ -1,6 +1,7 @@
 use std::path::Path;
+use std::time::Duration;
 
-use mcp_gateway_core::TransportSpec;
+use mcp_gateway_core::{HealthConfig, TransportSpec};
 
 use super::*;
 
@@ -158,4 +159,27 @@ fn sinks_are_configured_and_their_secrets_stay_hidden() {
         !printed.contains("secret-token") && !printed.contains("hidden"),
         "{printed}"
     );
+}
+
+#[test]
+fn health_and_restart_are_set_per_server() {
+    let config = parse(
+        "[servers.x]\ncommand = \"a\"\nhealth = { interval_ms = 2000, unhealthy_threshold = 5 }\nrestart = { max_failures = 2, window_secs = 30 }\n",
+        Path::new("g.toml"),
+    )
+    .expect("valid");
+    let spec = &config.servers[0];
+    assert_eq!(spec.health.interval, Duration::from_secs(2));
+    assert_eq!(spec.health.unhealthy_threshold, 5);
+    assert_eq!(spec.health.timeout, HealthConfig::default().timeout);
+    assert_eq!(
+        (spec.restart.max_failures, spec.restart.window),
+        (2, Duration::from_secs(30))
+    );
+    let err = parse(
+        "[servers.x]\ncommand = \"a\"\nhealth = { every = 1 }\n",
+        Path::new("g.toml"),
+    )
+    .expect_err("unknown key");
+    assert!(err.contains("every"), "{err}");
 }

@@ -4,5 +4,6 @@
 //! and the official conformance suite runs against `serve` with the conformance fixture behind it.
 
 mod conformance;
+mod orphans;
 mod serve;
 mod support;

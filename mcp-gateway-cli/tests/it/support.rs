@@ -77,6 +77,11 @@ impl Background {
         )
     }
 
+    /// Kills the process with SIGKILL and reaps it.
+    pub async fn kill(mut self) {
+        let _ = self.0.kill().await;
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.0.id().expect("running") as i32;
