@@ -18,7 +18,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use mcp_gateway_core::{
-    Caller, HEADER_MISMATCH, JsonRpcError, META_PROTOCOL_VERSION, SESSION_VERSIONS,
+    Caller, Catalog, HEADER_MISMATCH, JsonRpcError, META_PROTOCOL_VERSION, SESSION_VERSIONS,
     STATELESS_VERSION, UNSUPPORTED_PROTOCOL_VERSION, check_stateless_meta, is_stateless_message,
 };
 use serde_json::{Value, json};
@@ -271,7 +271,9 @@ pub(crate) async fn delete(State(state): State<AppState>, headers: HeaderMap) ->
 /// Serves one stateless 2026-07-28 request.
 async fn stateless(state: AppState, headers: &HeaderMap, message: Value) -> Response {
     let id = message.get("id").cloned().unwrap_or(Value::Null);
-    if let Err(error) = check_stateless(headers, &message) {
+    let checked = check_stateless(headers, &message)
+        .and_then(|()| check_param_headers(headers, &message, &state.server.gateway().catalog()));
+    if let Err(error) = checked {
         let body = json!({ "jsonrpc": "2.0", "id": id, "error": error });
         return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
     }
@@ -303,6 +305,78 @@ async fn stateless(state: AppState, headers: &HeaderMap, message: Value) -> Resp
         _ => StatusCode::OK,
     };
     (status, axum::Json(reply)).into_response()
+}
+
+/// SEP-2243 custom headers: a tool argument whose schema carries `x-mcp-header: X` must also
+/// arrive as the header `Mcp-Param-X`, literally or as `=?base64?…?=`, with the same value.
+fn check_param_headers(
+    headers: &HeaderMap,
+    message: &Value,
+    catalog: &Catalog,
+) -> Result<(), JsonRpcError> {
+    if message["method"] != "tools/call" {
+        return Ok(());
+    }
+    let Some(tool) = message["params"]["name"]
+        .as_str()
+        .and_then(|name| catalog.tool(name))
+    else {
+        return Ok(());
+    };
+    let Some(properties) = tool.definition["inputSchema"]["properties"].as_object() else {
+        return Ok(());
+    };
+    let arguments = &message["params"]["arguments"];
+    for (parameter, schema) in properties {
+        let Some(suffix) = schema["x-mcp-header"].as_str() else {
+            continue;
+        };
+        let Some(argument) = arguments.get(parameter).filter(|a| !a.is_null()) else {
+            continue;
+        };
+        let expected = match argument {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        let name = format!("mcp-param-{suffix}");
+        let Some(raw) = header(headers, &name) else {
+            return Err(JsonRpcError::new(
+                HEADER_MISMATCH,
+                format!(
+                    "argument `{parameter}` must also be sent as the header Mcp-Param-{suffix}"
+                ),
+            ));
+        };
+        let value = decode_param(raw).ok_or_else(|| {
+            JsonRpcError::new(
+                HEADER_MISMATCH,
+                format!("header Mcp-Param-{suffix} is not valid Base64"),
+            )
+        })?;
+        if value != expected {
+            return Err(JsonRpcError::new(
+                HEADER_MISMATCH,
+                format!("header Mcp-Param-{suffix} does not match argument `{parameter}`"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A header value as sent: `=?base64?…?=` is strict, padded Base64 of UTF-8; anything else is the
+/// value itself.
+fn decode_param(raw: &str) -> Option<String> {
+    use base64::Engine;
+    match raw
+        .strip_prefix("=?base64?")
+        .and_then(|rest| rest.strip_suffix("?="))
+    {
+        Some(encoded) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok()),
+        None => Some(raw.to_owned()),
+    }
 }
 
 /// The 2026-07-28 checks: required `_meta`, a version the gateway speaks, and headers that agree
@@ -350,3 +424,6 @@ fn check_stateless(headers: &HeaderMap, message: &Value) -> Result<(), JsonRpcEr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
