@@ -1,1 +1,14 @@
-//! Benchmarks and the load generator for mcp-gateway (see BENCHMARKS.md once they land).
+//! Benchmarks and the load generator for mcp-gateway (see BENCHMARKS.md).
+//!
+//! * [`fixture`] — the fast upstream: an rmcp server with `echo` and `sleep_ms`, served over
+//!   Streamable HTTP or stdio by the `bench-fixture` binary and in process by the micro-benchmarks.
+//! * [`client`] — a minimal Streamable HTTP MCP client over raw hyper (one keep-alive connection,
+//!   both protocol eras, JSON and SSE answers), used by the `loadgen` binary and the runner.
+//! * [`stats`] — latency histograms and the JSON report of one load run.
+//!
+//! Binaries: `bench-fixture`, `loadgen`, `bench-gateway` (the runner) and `memory_throughput`.
+//! The micro-benchmarks are `benches/hot_paths.rs` (`cargo bench -p benches`).
+
+pub mod client;
+pub mod fixture;
+pub mod stats;
