@@ -16,6 +16,11 @@ use crate::config;
 
 /// Edits closer together than this are read once (editors write a file in several steps).
 const DEBOUNCE: Duration = Duration::from_millis(250);
+/// A file is read only once two reads this far apart agree, so a file being written in place
+/// (truncated, then filled) is never taken for an empty server set.
+const SETTLE: Duration = Duration::from_millis(100);
+/// How many unequal reads are tolerated before the latest one is used anyway.
+const SETTLE_ATTEMPTS: usize = 20;
 
 /// A config file, re-read whenever it changes on disk.
 pub struct ConfigFileSource {
@@ -78,6 +83,17 @@ impl DiscoverySource for ConfigFileSource {
             // The watch is gone: no more changes will be reported.
             std::future::pending::<()>().await;
         }
+        let mut last = tokio::fs::read(&self.path).await.ok();
+        for _ in 0..SETTLE_ATTEMPTS {
+            tokio::time::sleep(SETTLE).await;
+            let now = tokio::fs::read(&self.path).await.ok();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        // Edits made while settling are part of this reload.
+        while edits.try_recv().is_ok() {}
     }
 }
 

@@ -164,6 +164,8 @@ struct Slot {
     source: Option<String>,
     /// Cancelled when the server is removed or the gateway stops.
     stop: CancellationToken,
+    /// Cancelled when the supervisor has ended and its connection is closed.
+    finished: CancellationToken,
     state: Mutex<SlotState>,
 }
 
@@ -305,6 +307,7 @@ impl Gateway {
         }
         let slot = Arc::new(Slot {
             stop: self.inner.shutdown.child_token(),
+            finished: CancellationToken::new(),
             source,
             state: Mutex::new(SlotState {
                 status: ServerStatus::Connecting,
@@ -339,9 +342,11 @@ impl Gateway {
         }
         let (first, first_outcome) = oneshot::channel();
         let gateway = self.clone();
-        self.inner
-            .tasks
-            .spawn(async move { gateway.supervise(slot, first).await });
+        let finished = slot.finished.clone().drop_guard();
+        self.inner.tasks.spawn(async move {
+            let _finished = finished;
+            gateway.supervise(slot, first).await;
+        });
         first_outcome.await.unwrap_or(Err(Error::ShuttingDown))
     }
 
@@ -454,11 +459,17 @@ impl Gateway {
         Ok(())
     }
 
+    /// Stops a server and returns once its connection (and child process) is gone, so a server
+    /// restarted under the same id never runs twice at once.
     async fn stop_slot(&self, slot: &Slot, reason: &str) {
         slot.stop.cancel();
         let upstream = slot.state.lock().ok().and_then(|mut s| s.upstream.take());
         if let Some(upstream) = upstream {
             upstream.close().await;
+        }
+        // A disabled server never had a supervisor.
+        if slot.spec.enabled {
+            let _ = tokio::time::timeout(SHUTDOWN_DEADLINE, slot.finished.cancelled()).await;
         }
         let change = self.inner.registry.remove_server(&slot.spec.id);
         self.report(&slot.spec.id, change);

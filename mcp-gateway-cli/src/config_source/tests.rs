@@ -126,7 +126,11 @@ async fn edits_restart_only_what_changed_and_broken_edits_keep_the_set() {
         "the unchanged server kept its process"
     );
     let new_two = pids(&format!("{marker}-two"));
-    assert_eq!(new_two.len(), 1);
+    assert_eq!(
+        new_two.len(),
+        1,
+        "the old process is gone before the new one starts"
+    );
     assert_ne!(new_two, two, "the changed server was restarted");
 
     std::fs::write(&path, "[servers.one\ncommand = ").expect("broken edit");

@@ -28,7 +28,9 @@ use crate::error::Error;
 use crate::jsonrpc::truncate;
 use crate::spec::{ServerId, StdioSpec};
 
-/// How long a child gets to exit after its stdin closes before it is killed.
+/// How long a child gets to exit after its stdin closes before it is sent SIGTERM.
+const STDIN_GRACE: Duration = Duration::from_millis(500);
+/// How long a child gets to exit after SIGTERM before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Longest stderr line kept in an event.
@@ -123,7 +125,9 @@ pub(crate) fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Err
     })
 }
 
-/// Waits for the child to exit, or, once asked, gives it a grace period and then kills its group.
+/// Waits for the child to exit, or, once asked to stop (its stdin is closed by then), does what
+/// the MCP stdio transport prescribes: give it a moment to exit, then SIGTERM, then SIGKILL —
+/// to the whole process group.
 async fn wait_or_kill(
     child: &mut Child,
     group: Option<Pid>,
@@ -132,6 +136,12 @@ async fn wait_or_kill(
     tokio::select! {
         status = child.wait() => status,
         _ = killed => {
+            if let Ok(status) = tokio::time::timeout(STDIN_GRACE, child.wait()).await {
+                return status;
+            }
+            if let Some(group) = group {
+                let _ = killpg(group, Signal::SIGTERM);
+            }
             match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
                 Ok(status) => status,
                 Err(_) => {
@@ -181,8 +191,9 @@ impl Outbound for ChildOutbound {
         }
         let exited = self.exited.lock().ok().and_then(|mut exited| exited.take());
         if let Some(exited) = exited {
-            // The reaper kills after one grace period and then waits at most another for output.
-            let _ = tokio::time::timeout(EXIT_GRACE * 3, exited).await;
+            // The reaper escalates within STDIN_GRACE + EXIT_GRACE, then waits at most another
+            // EXIT_GRACE for the last output.
+            let _ = tokio::time::timeout(STDIN_GRACE + EXIT_GRACE * 3, exited).await;
         }
     }
 }
