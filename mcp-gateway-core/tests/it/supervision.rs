@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mcp_gateway_core::{
     AlertKind, Error, Gateway, GatewayEvent, HealthConfig, InProcessServer, ProtocolPreference,
-    RestartPolicy, ServerSpec, ServerStatus,
+    RequestOptions, RestartPolicy, ServerSpec, ServerStatus,
 };
 use serde_json::json;
 
@@ -46,13 +46,17 @@ async fn a_killed_child_fails_its_calls_at_once_and_is_restarted() {
     let pids = processes_with_env(&marker);
     assert_eq!(pids.len(), 1, "one child: {pids:?}");
 
-    let long_call = gateway.call_tool(
-        "everything__trigger-long-running-operation",
-        json!({ "duration": 30, "steps": 30 }),
-    );
+    let (progress, mut running) = tokio::sync::mpsc::channel(64);
+    let params = json!({
+        "name": "everything__trigger-long-running-operation",
+        "arguments": { "duration": 30, "steps": 30 },
+        "_meta": { "progressToken": "long" },
+    });
+    let options = RequestOptions::default().with_progress(progress);
+    let long_call = gateway.forward_tool_call(params, &options);
     let killer = async {
-        // Kill once the call is on its way.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Kill once the upstream reports the call running.
+        running.recv().await.expect("a first progress notification");
         std::process::Command::new("kill")
             .args(["-9", &pids[0].to_string()])
             .status()
