@@ -134,14 +134,23 @@ pub(crate) fn notification(method: &str, params: Option<Value>) -> Value {
     Value::Object(message)
 }
 
-/// A successful response.
+/// A successful response. Built field by field: `json!` would make a deep copy of `result` (it
+/// goes through `to_value`), a cost that grows with every tool result and merged list.
 pub(crate) fn response(id: Value, result: Value) -> Value {
-    json!({ "jsonrpc": "2.0", "id": id, "result": result })
+    let mut message = Map::with_capacity(3);
+    message.insert("jsonrpc".into(), "2.0".into());
+    message.insert("id".into(), id);
+    message.insert("result".into(), result);
+    Value::Object(message)
 }
 
 /// An error response.
 pub(crate) fn error_response(id: Value, error: &JsonRpcError) -> Value {
-    json!({ "jsonrpc": "2.0", "id": id, "error": error })
+    let mut message = Map::with_capacity(3);
+    message.insert("jsonrpc".into(), "2.0".into());
+    message.insert("id".into(), id);
+    message.insert("error".into(), json!(error));
+    Value::Object(message)
 }
 
 /// A short, bounded rendering of a value for error messages.
