@@ -68,6 +68,7 @@ pub(crate) fn open(
     let transport = StreamableHttp {
         server: server.clone(),
         client: client(server, spec, connect_timeout)?,
+        endpoint: reqwest::Url::parse(&spec.url).ok(),
         url: spec.url.clone(),
         session: Mutex::new(None),
         protocol_version: Mutex::new(None),
@@ -83,6 +84,8 @@ pub(crate) fn open(
 struct StreamableHttp {
     server: ServerId,
     client: reqwest::Client,
+    /// The URL, parsed once: reqwest would parse `url` again on every request.
+    endpoint: Option<reqwest::Url>,
     url: String,
     session: Mutex<Option<HeaderValue>>,
     protocol_version: Mutex<Option<HeaderValue>>,
@@ -182,9 +185,11 @@ impl StreamableHttp {
 #[async_trait]
 impl Outbound for StreamableHttp {
     async fn send(&self, message: Value) -> Result<(), Error> {
-        let mut request = self
-            .client
-            .post(&self.url)
+        let request = match &self.endpoint {
+            Some(endpoint) => self.client.post(endpoint.clone()),
+            None => self.client.post(&self.url),
+        };
+        let mut request = request
             .headers(self.common_headers())
             .header(ACCEPT, "application/json, text/event-stream");
         for (name, value) in routing_headers(&message) {
@@ -293,9 +298,11 @@ fn routing_headers(message: &Value) -> Vec<(&'static str, HeaderValue)> {
     if let Ok(value) = HeaderValue::from_str(method) {
         headers.push(("mcp-method", value));
     }
+    // `get` chains, not `pointer`: a JSON pointer allocates a string per path segment.
+    let params = message.get("params");
     let target = match method {
-        "tools/call" | "prompts/get" => message.pointer("/params/name"),
-        "resources/read" => message.pointer("/params/uri"),
+        "tools/call" | "prompts/get" => params.and_then(|p| p.get("name")),
+        "resources/read" => params.and_then(|p| p.get("uri")),
         _ => None,
     };
     if let Some(value) = target
