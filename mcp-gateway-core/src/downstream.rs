@@ -97,9 +97,13 @@ pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabi
 pub fn is_stateless_message(message: &Value) -> bool {
     message["method"] == "server/discover"
         || (message["method"] != "initialize"
-            && message
-                .pointer("/params/_meta")
-                .is_some_and(|meta| meta.get(META_PROTOCOL_VERSION).is_some()))
+            && params_meta(message).is_some_and(|meta| meta.get(META_PROTOCOL_VERSION).is_some()))
+}
+
+/// `params._meta` of a message. Read with `get`, not `pointer`, which allocates a string per path
+/// segment: these lookups run on every request.
+fn params_meta(message: &Value) -> Option<&Value> {
+    message.get("params")?.get("_meta")
 }
 
 /// The checks 2026-07-28 makes of every request, whatever the transport: `_meta` must carry the
@@ -108,7 +112,7 @@ pub fn check_stateless_meta(message: &Value) -> Result<(), JsonRpcError> {
     if message.get("id").is_none() {
         return Ok(());
     }
-    let meta = message.pointer("/params/_meta");
+    let meta = params_meta(message);
     let version = meta
         .and_then(|m| m.get(META_PROTOCOL_VERSION))
         .and_then(Value::as_str);
@@ -425,7 +429,10 @@ impl McpServer {
         let mut options = RequestOptions::default();
         let mut relay = None;
         if let Some(stream) = &stream {
-            if params.pointer("/_meta/progressToken").is_some() {
+            if params
+                .get("_meta")
+                .is_some_and(|meta| meta.get("progressToken").is_some())
+            {
                 let (progress, mut updates) = mpsc::channel::<Value>(PROGRESS_CAPACITY);
                 options = options.with_progress(progress);
                 let stream = stream.clone();

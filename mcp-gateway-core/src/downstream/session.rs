@@ -121,14 +121,14 @@ impl Session {
     pub(crate) fn begin(&self, id: &Value) -> CancellationToken {
         let token = CancellationToken::new();
         if let Ok(mut in_flight) = self.in_flight.lock() {
-            in_flight.insert(id.to_string(), token.clone());
+            in_flight.insert(request_key(id), token.clone());
         }
         token
     }
 
     pub(crate) fn end(&self, id: &Value) {
         if let Ok(mut in_flight) = self.in_flight.lock() {
-            in_flight.remove(&id.to_string());
+            in_flight.remove(&request_key(id));
         }
     }
 
@@ -138,7 +138,7 @@ impl Session {
             .in_flight
             .lock()
             .ok()
-            .and_then(|mut in_flight| in_flight.remove(&id.to_string()));
+            .and_then(|mut in_flight| in_flight.remove(&request_key(id)));
         if let Some(token) = token {
             token.cancel();
         }
@@ -213,6 +213,12 @@ impl Session {
             .get(capability)
             .is_some_and(|c| !c.is_null())
     }
+}
+
+/// The key of a request id in the in-flight table: its JSON text, written by serde_json directly
+/// (the same text as `Display`, without the formatting machinery; this runs twice per call).
+fn request_key(id: &Value) -> String {
+    serde_json::to_string(id).unwrap_or_default()
 }
 
 /// Relays an upstream's requests to one session over the stream of the call that caused them.
