@@ -55,6 +55,12 @@ fn accepts_event_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|accept| accept.contains("text/event-stream") || accept.contains("*/*"))
 }
 
+/// `params._meta` of a message. Hot-path lookups use `get` chains, not `pointer`, which allocates
+/// a string per path segment.
+fn params_meta(message: &Value) -> Option<&Value> {
+    message.get("params")?.get("_meta")
+}
+
 /// Whether a POST is a stateless 2026-07-28 request.
 fn is_stateless(headers: &HeaderMap, message: &Value) -> bool {
     header(headers, VERSION_HEADER) == Some(STATELESS_VERSION)
@@ -200,7 +206,10 @@ fn message_events(
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     futures::stream::unfold((receiver, guard), |(mut receiver, guard)| async move {
         let message = receiver.recv().await?;
-        let event = Event::default().event("message").data(message.to_string());
+        // `to_string` through serde_json's writer, not `Display` (the same text, but `Display`
+        // goes through the formatting machinery for every string piece).
+        let data = serde_json::to_string(&message).unwrap_or_default();
+        let event = Event::default().event("message").data(data);
         Some((Ok(event), (receiver, guard)))
     })
 }
@@ -290,14 +299,15 @@ async fn stateless(state: AppState, headers: &HeaderMap, message: Value) -> Resp
             state.config.sse_keep_alive,
         );
     }
-    let wants_progress = message.pointer("/params/_meta/progressToken").is_some();
+    let wants_progress = params_meta(&message).is_some_and(|m| m.get("progressToken").is_some());
     if wants_progress && accepts_event_stream(headers) {
         return event_stream(&state, Caller::Stateless, message, true);
     }
     let Some(reply) = state.server.handle(&Caller::Stateless, message, None).await else {
         return StatusCode::ACCEPTED.into_response();
     };
-    let status = match reply.pointer("/error/code").and_then(Value::as_i64) {
+    let code = reply.get("error").and_then(|e| e.get("code"));
+    let status = match code.and_then(Value::as_i64) {
         Some(-32601) => StatusCode::NOT_FOUND,
         Some(-32600 | -32602 | HEADER_MISMATCH | -32021 | UNSUPPORTED_PROTOCOL_VERSION) => {
             StatusCode::BAD_REQUEST
@@ -390,8 +400,7 @@ fn check_stateless(headers: &HeaderMap, message: &Value) -> Result<(), JsonRpcEr
     };
     let mismatch = |message: String| Err(JsonRpcError::new(HEADER_MISMATCH, message));
     // Headers that contradict the body are a mismatch before anything else is judged.
-    let version = message
-        .pointer("/params/_meta")
+    let version = params_meta(message)
         .and_then(|m| m.get(META_PROTOCOL_VERSION))
         .and_then(Value::as_str);
     let header_version = header(headers, VERSION_HEADER);
@@ -409,9 +418,10 @@ fn check_stateless(headers: &HeaderMap, message: &Value) -> Result<(), JsonRpcEr
             "Mcp-Method header {header_method:?} does not match the body's method `{method}`"
         ));
     }
+    let params = message.get("params");
     let target = match method {
-        "tools/call" | "prompts/get" => message.pointer("/params/name"),
-        "resources/read" => message.pointer("/params/uri"),
+        "tools/call" | "prompts/get" => params.and_then(|p| p.get("name")),
+        "resources/read" => params.and_then(|p| p.get("uri")),
         _ => None,
     };
     if let Some(target) = target.and_then(Value::as_str) {
