@@ -81,7 +81,7 @@ fn full_registry() -> DefaultRegistry {
 mod registry {
     use super::*;
 
-    #[divan::bench]
+    #[divan::bench(sample_size = 1_000)]
     fn lookup(bencher: Bencher) {
         let catalog = full_registry().catalog();
         let names: Vec<String> = (0..SERVERS)
@@ -95,7 +95,7 @@ mod registry {
     }
 
     /// What a routed call does first: load the current snapshot, then look the name up.
-    #[divan::bench]
+    #[divan::bench(sample_size = 1_000)]
     fn snapshot_and_lookup(bencher: Bencher) {
         let registry = full_registry();
         bencher.bench_local(|| {
@@ -162,6 +162,7 @@ mod upstream {
         gateway
     }
 
+    /// `tools/call` params as the upstream sees them (its own tool name).
     fn call_params() -> Value {
         json!({ "name": "echo", "arguments": { "message": "hello" } })
     }
@@ -213,8 +214,16 @@ mod upstream {
             runtime.block_on(async { McpServer::new(gateway, DownstreamConfig::default()) });
         let (session, _) = server.open_session(None).expect("a session");
         let caller = Caller::Session(session);
+        // The exposed name carries the server's prefix.
+        let params = json!({ "name": "fx__echo", "arguments": { "message": "hello" } });
         let request =
-            json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call_params() });
+            json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params });
+        // An answer that is not a result (an unknown tool, say) would time the error path.
+        let reply = runtime.block_on(server.handle(&caller, request.clone(), None));
+        assert!(
+            reply.as_ref().is_some_and(|r| r.get("result").is_some()),
+            "tools/call through the server failed: {reply:?}"
+        );
         bencher.bench_local(|| runtime.block_on(server.handle(&caller, request.clone(), None)));
     }
 
@@ -255,7 +264,7 @@ mod events {
     }
 
     /// The emitting side alone, with 0 or 1,000 subscribers that do not read (they lag).
-    #[divan::bench(args = [0, 1_000])]
+    #[divan::bench(args = [0, 1_000], sample_size = 1_000)]
     fn emit(bencher: Bencher, subscribers: usize) {
         let bus = EventBus::new(EventBusConfig::default());
         let _subscriptions: Vec<_> = (0..subscribers).map(|_| bus.subscribe()).collect();
