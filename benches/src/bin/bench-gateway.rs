@@ -24,9 +24,10 @@
 //! 2. **Session set-up rate**: `initialize` + `tools/list` per iteration, direct and gateway-http,
 //!    interleaved the same way.
 //! 3. **Peak RSS** (`VmHWM`) of both gateways after all of that.
-//! 4. **Start-up**: a fresh gateway with three stdio upstreams, from process start to the first
-//!    successful `tools/list` that lists all six tools; compared with three bare fixtures started
-//!    at once and handshaken over stdio (the upstreams' own start).
+//! 4. **Start-up**: a fresh gateway with three stdio upstreams (`bench-fixture --stdio`, or
+//!    `--start-command`), from process start to the first successful `tools/list` that lists
+//!    all their tools; compared with three bare upstreams started at once and handshaken over
+//!    stdio (the upstreams' own start).
 //! 5. **Idle memory**: that gateway's `VmRSS` with three idle upstreams, then with `--sessions`
 //!    idle downstream sessions (initialized, no traffic); the same for the direct fixture.
 
@@ -82,6 +83,14 @@ struct Cli {
     /// Repetitions of the start-up measurement.
     #[arg(long, default_value_t = 5)]
     start_rounds: usize,
+    /// The stdio upstream of the start-up and idle-memory measurements, as a command line split
+    /// on whitespace [default: `bench-fixture --stdio`], e.g.
+    /// `env MEMORY_FILE_PATH=/tmp/m.jsonl peers/node_modules/.bin/mcp-server-memory`.
+    #[arg(long)]
+    start_command: Option<String>,
+    /// Skip the load and set-up runs: measure idle memory and start-up only.
+    #[arg(long)]
+    skip_load: bool,
     /// Write every raw figure here as JSON.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -188,9 +197,10 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
         ("gateway-stdio", gateway_stdio.url.as_str(), None),
     ];
 
+    let load_rounds = if cli.skip_load { 0 } else { cli.rounds };
     for &era in &cli.eras {
         for &concurrency in &cli.concurrency {
-            for round in 1..=cli.rounds {
+            for round in 1..=load_rounds {
                 for (label, url, only) in targets {
                     if only.is_some_and(|only| only != era) {
                         continue;
@@ -202,7 +212,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             }
         }
     }
-    for round in 1..=cli.rounds {
+    for round in 1..=load_rounds {
         for (label, url, _) in &targets[..3] {
             eprintln!("setup: round {round}: {label}");
             let report = loadgen(
@@ -236,7 +246,13 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
     idle_sessions(&fixture, "fixture", cli.sessions, &mut results).await?;
     fixture.stop().await;
 
-    // Start-up: bare fixtures (one, and three at once) versus a gateway with three upstreams.
+    // Start-up: bare upstreams (one, and three at once) versus a gateway with three of them.
+    let upstream: Vec<String> = match &cli.start_command {
+        Some(line) => line.split_whitespace().map(str::to_owned).collect(),
+        None => vec![bin.fixture.display().to_string(), "--stdio".into()],
+    };
+    let (program, args) = upstream.split_first().ok_or("--start-command is empty")?;
+    let args: Vec<String> = args.iter().map(|arg| quoted(arg)).collect();
     let three_config = write_config(
         work.path(),
         "gateway-three.toml",
@@ -244,19 +260,21 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             .iter()
             .map(|name| {
                 format!(
-                    "[servers.{name}]\ncommand = {}\nargs = [\"--stdio\"]\n",
-                    quoted(&bin.fixture.display().to_string())
+                    "[servers.{name}]\ncommand = {}\nargs = [{}]\n",
+                    quoted(program),
+                    args.join(", ")
                 )
             })
             .collect::<String>(),
     )?;
     for round in 1..=cli.start_rounds {
         eprintln!("start: round {round}");
-        let one = fixture_start(&bin, 1).await?;
-        let three = fixture_start(&bin, 3).await?;
-        let gateway = start_gateway(&bin, &three_config, work.path(), "gateway-three", 6).await?;
-        push(&mut results.start_ms, "fixture x1", one);
-        push(&mut results.start_ms, "fixture x3", three);
+        let (one, tools) = upstream_start(&upstream, 1).await?;
+        let (three, _) = upstream_start(&upstream, 3).await?;
+        let gateway =
+            start_gateway(&bin, &three_config, work.path(), "gateway-three", 3 * tools).await?;
+        push(&mut results.start_ms, "upstream x1", one);
+        push(&mut results.start_ms, "upstream x3", three);
         push(&mut results.start_ms, "gateway x3", gateway.ready_ms);
         if round == cli.start_rounds {
             idle_sessions(&gateway, "gateway-three", cli.sessions, &mut results).await?;
@@ -438,14 +456,16 @@ async fn loadgen(
     Ok(report)
 }
 
-/// Starts `count` bare stdio fixtures at once and handshakes each (`initialize`,
-/// `notifications/initialized`, `tools/list`); returns ms until the last one listed its tools.
-async fn fixture_start(bin: &Binaries, count: usize) -> Result<f64, BoxError> {
+/// Starts `count` bare stdio upstreams at once and handshakes each (`initialize`,
+/// `notifications/initialized`, `tools/list`); returns ms until the last one listed its tools,
+/// and how many tools one lists.
+async fn upstream_start(command: &[String], count: usize) -> Result<(f64, usize), BoxError> {
+    let (program, args) = command.split_first().ok_or("empty upstream command")?;
     let started = Instant::now();
     let mut handshakes = Vec::new();
     for _ in 0..count {
-        let mut child = Command::new(&bin.fixture)
-            .arg("--stdio")
+        let mut child = Command::new(program)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -455,19 +475,23 @@ async fn fixture_start(bin: &Binaries, count: usize) -> Result<f64, BoxError> {
             let result = stdio_handshake(&mut child).await;
             let elapsed = started.elapsed();
             let _ = child.kill().await;
-            result.map(|()| elapsed)
+            result.map(|tools| (elapsed, tools))
         }));
     }
     let mut last = Duration::ZERO;
+    let mut tools = 0;
     for handshake in handshakes {
-        last = last.max(handshake.await??);
+        let (elapsed, listed) = handshake.await??;
+        last = last.max(elapsed);
+        tools = listed;
     }
-    Ok(last.as_secs_f64() * 1e3)
+    Ok((last.as_secs_f64() * 1e3, tools))
 }
 
-async fn stdio_handshake(child: &mut Child) -> Result<(), BoxError> {
-    let mut stdin = child.stdin.take().ok_or("fixture stdin missing")?;
-    let stdout = child.stdout.take().ok_or("fixture stdout missing")?;
+/// Returns how many tools the upstream lists.
+async fn stdio_handshake(child: &mut Child) -> Result<usize, BoxError> {
+    let mut stdin = child.stdin.take().ok_or("upstream stdin missing")?;
+    let stdout = child.stdout.take().ok_or("upstream stdout missing")?;
     let messages = [
         json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-11-25", "capabilities": {},
@@ -484,24 +508,26 @@ async fn stdio_handshake(child: &mut Child) -> Result<(), BoxError> {
         for message in &messages[1..] {
             stdin.write_all(format!("{message}\n").as_bytes()).await?;
         }
-        wait_for_id(&mut lines, 2).await
+        let listed = wait_for_id(&mut lines, 2).await?;
+        Ok::<_, BoxError>(listed["result"]["tools"].as_array().map_or(0, Vec::len))
     };
     tokio::time::timeout(READY_TIMEOUT, exchange)
         .await
-        .map_err(|_| "the stdio fixture did not answer")?
+        .map_err(|_| "the stdio upstream did not answer")?
 }
 
+/// Reads lines until the response with this id, and returns it.
 async fn wait_for_id(
     lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     id: u64,
-) -> Result<(), BoxError> {
+) -> Result<Value, BoxError> {
     while let Some(line) = lines.next_line().await? {
         let message: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
         if message["id"].as_u64() == Some(id) {
-            return Ok(());
+            return Ok(message);
         }
     }
-    Err("the stdio fixture closed its stdout".into())
+    Err("the stdio upstream closed its stdout".into())
 }
 
 /// Records `VmRSS` of a server, opens `sessions` idle sessions on it, and records it again.
@@ -545,6 +571,23 @@ fn status_kb(pid: u32, field: &str) -> Option<u64> {
 /// The figures as ratios to direct, with the targets.
 fn summary(cli: &Cli, results: &Results) -> String {
     let mut out = String::new();
+    let mut checks = Vec::new();
+    if !results.load.is_empty() {
+        load_summary(cli, results, &mut out, &mut checks);
+    }
+    memory_and_start_summary(cli, results, &mut out, &mut checks);
+    let _ = writeln!(
+        out,
+        "\n## Targets\n\n| target | measured | met |\n|---|---|---|"
+    );
+    for line in checks {
+        let _ = writeln!(out, "{line}");
+    }
+    out
+}
+
+/// Throughput, latency and session set-up, with their targets.
+fn load_summary(cli: &Cli, results: &Results, out: &mut String, checks: &mut Vec<String>) {
     let _ = writeln!(
         out,
         "\n## Throughput and latency (`tools/call echo`; medians of {} rounds of {} s)\n",
@@ -555,7 +598,6 @@ fn summary(cli: &Cli, results: &Results) -> String {
         "| era | conc. | direct calls/s | direct p50 / p99 µs | target | calls/s (× direct) | p50 µs (Δ direct) | p99 µs (× direct) | errors |"
     );
     let _ = writeln!(out, "|---|---:|---:|---:|---|---:|---:|---:|---:|");
-    let mut checks = Vec::new();
     for &era in &cli.eras {
         for &concurrency in &cli.concurrency {
             let runs = |label: &str| -> Vec<&Report> {
@@ -662,7 +704,15 @@ fn summary(cli: &Cli, results: &Results) -> String {
             median(&runs.iter().map(|r| r.p99_us).collect::<Vec<_>>()),
         );
     }
+}
 
+/// Memory and start-up, with their targets.
+fn memory_and_start_summary(
+    cli: &Cli,
+    results: &Results,
+    out: &mut String,
+    checks: &mut Vec<String>,
+) {
     let _ = writeln!(
         out,
         "\n## Memory\n\n| process | figure | MB |\n|---|---|---:|"
@@ -718,25 +768,16 @@ fn summary(cli: &Cli, results: &Results) -> String {
         let _ = writeln!(out, "| {label} | {:.1} |", median(values));
     }
     let start = |key: &str| results.start_ms.get(key).map(|v| median(v));
-    if let (Some(gateway), Some(three)) = (start("gateway x3"), start("fixture x3")) {
+    if let (Some(gateway), Some(three)) = (start("gateway x3"), start("upstream x3")) {
         checks.push(check(
             "start-up dominated by the upstreams' own start".into(),
             format!(
-                "gateway {gateway:.1} ms vs three fixtures {three:.1} ms (+{:.1} ms)",
+                "gateway {gateway:.1} ms vs three upstreams {three:.1} ms (+{:.1} ms)",
                 gateway - three
             ),
             gateway - three <= three,
         ));
     }
-
-    let _ = writeln!(
-        out,
-        "\n## Targets\n\n| target | measured | met |\n|---|---|---|"
-    );
-    for line in checks {
-        let _ = writeln!(out, "{line}");
-    }
-    out
 }
 
 fn check(target: String, measured: String, met: bool) -> String {
