@@ -624,20 +624,18 @@ fn prepare_params(
     progress: Option<mpsc::Sender<Value>>,
 ) -> Option<Value> {
     let request_meta = shared.request_meta.lock().ok().and_then(|m| m.clone());
-    if progress.is_none() && request_meta.is_none() {
-        return match params {
-            Some(Value::Object(mut object)) => {
-                strip_progress_token(&mut object);
-                Some(Value::Object(object))
-            }
-            other => other,
-        };
-    }
     let mut object = match params {
         Some(Value::Object(object)) => object,
-        _ => Map::new(),
+        Some(other) => return Some(other),
+        None if progress.is_none() && request_meta.is_none() => return None,
+        None => Map::new(),
     };
-    let caller_token = strip_progress_token(&mut object);
+    // Past the handshake, no stateless `_meta` means the session era.
+    let session_era = request_meta.is_none() && shared.ready.load(Ordering::Acquire);
+    let caller_token = strip_meta(&mut object, session_era);
+    if progress.is_none() && request_meta.is_none() {
+        return Some(Value::Object(object));
+    }
     let meta = object
         .entry("_meta")
         .or_insert_with(|| Value::Object(Map::new()));
@@ -663,10 +661,25 @@ fn prepare_params(
     Some(Value::Object(object))
 }
 
-/// Removes `_meta.progressToken`: progress reaches a caller only through its own route.
-fn strip_progress_token(params: &mut Map<String, Value>) -> Option<Value> {
+/// The `_meta` keys a 2026-07-28 caller sends on every request. A session-era upstream was told
+/// its version at `initialize` and rejects a request whose `_meta` names another one.
+const STATELESS_META_KEYS: [&str; 4] = [
+    "io.modelcontextprotocol/protocolVersion",
+    "io.modelcontextprotocol/clientInfo",
+    "io.modelcontextprotocol/clientCapabilities",
+    "io.modelcontextprotocol/logLevel",
+];
+
+/// Removes `_meta.progressToken` (progress reaches a caller only through its own route) and, for
+/// a session-era upstream, the caller's stateless-era keys; returns the caller's token.
+fn strip_meta(params: &mut Map<String, Value>, session_era: bool) -> Option<Value> {
     let meta = params.get_mut("_meta")?.as_object_mut()?;
     let token = meta.remove("progressToken");
+    if session_era {
+        for key in STATELESS_META_KEYS {
+            meta.remove(key);
+        }
+    }
     if meta.is_empty() {
         params.remove("_meta");
     }
@@ -842,3 +855,6 @@ fn route_progress(shared: &Shared, params: Option<Value>) {
         let _ = sink.try_send(params);
     }
 }
+
+#[cfg(test)]
+mod tests;
