@@ -20,8 +20,14 @@ use crate::error::Error;
 use crate::jsonrpc::truncate;
 use crate::spec::{HttpSpec, ServerId};
 
-const SESSION_HEADER: &str = "mcp-session-id";
-const PROTOCOL_HEADER: &str = "mcp-protocol-version";
+// Header names and values built once: from a `&str` they are parsed and validated (and values
+// copied) on every request.
+const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
+const PROTOCOL_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
+const METHOD_HEADER: HeaderName = HeaderName::from_static("mcp-method");
+const NAME_HEADER: HeaderName = HeaderName::from_static("mcp-name");
+const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const EVENT_STREAM: &str = "text/event-stream";
 /// Longest error body quoted in an error message.
 const MAX_QUOTED_BODY: usize = 300;
@@ -111,7 +117,7 @@ impl StreamableHttp {
     }
 
     fn remember_session(&self, response: &Response) {
-        if let Some(session) = response.headers().get(SESSION_HEADER)
+        if let Some(session) = response.headers().get(&SESSION_HEADER)
             && let Ok(mut slot) = self.session.lock()
         {
             *slot = Some(session.clone());
@@ -191,7 +197,7 @@ impl Outbound for StreamableHttp {
         };
         let mut request = request
             .headers(self.common_headers())
-            .header(ACCEPT, "application/json, text/event-stream");
+            .header(ACCEPT, ACCEPT_BOTH);
         for (name, value) in routing_headers(&message) {
             request = request.header(name, value);
         }
@@ -199,7 +205,7 @@ impl Outbound for StreamableHttp {
             Error::transport_caused(&self.server, "could not encode message", err)
         })?;
         let response = request
-            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_TYPE, JSON)
             .body(body)
             .send()
             .await
@@ -290,13 +296,13 @@ fn session_lost(status: StatusCode, body: &[u8]) -> bool {
 }
 
 /// The 2026-07-28 routing headers: `Mcp-Method` always, `Mcp-Name` for calls that name a target.
-fn routing_headers(message: &Value) -> Vec<(&'static str, HeaderValue)> {
+fn routing_headers(message: &Value) -> Vec<(HeaderName, HeaderValue)> {
     let mut headers = Vec::new();
     let Some(method) = message.get("method").and_then(Value::as_str) else {
         return headers;
     };
     if let Ok(value) = HeaderValue::from_str(method) {
-        headers.push(("mcp-method", value));
+        headers.push((METHOD_HEADER, value));
     }
     // `get` chains, not `pointer`: a JSON pointer allocates a string per path segment.
     let params = message.get("params");
@@ -309,7 +315,7 @@ fn routing_headers(message: &Value) -> Vec<(&'static str, HeaderValue)> {
         .and_then(Value::as_str)
         .and_then(|t| HeaderValue::from_str(t).ok())
     {
-        headers.push(("mcp-name", value));
+        headers.push((NAME_HEADER, value));
     }
     headers
 }
