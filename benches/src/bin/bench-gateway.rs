@@ -12,7 +12,7 @@
 //! * `bench-fixture --listen` — the HTTP upstream, also the "direct" target;
 //! * `mcp-gateway serve` fronting that fixture over Streamable HTTP (`gateway-http`: the upstream
 //!   era is negotiated, which gives 2026-07-28), the same with the upstream pinned to the session
-//!   era (`gateway-http-session`, session-era clients only), and one fronting
+//!   era (`gateway-http-session`), and one fronting
 //!   `bench-fixture --stdio` (`gateway-stdio`), all with `prefix = "never"` so the tool is `echo`
 //!   everywhere;
 //! * `loadgen`, once per measurement, in its own process.
@@ -184,27 +184,18 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
     )
     .await?;
     let gateway_stdio = start_gateway(&bin, &stdio_config, work.path(), "gateway-stdio", 2).await?;
-    // The session-upstream gateway serves session-era clients only: it forwards a stateless
-    // request's `_meta` to an upstream that answers it with -32020 (see BENCHMARKS.md).
     let targets = [
-        ("direct", direct.as_str(), None),
-        ("gateway-http", gateway_http.url.as_str(), None),
-        (
-            "gateway-http-session",
-            gateway_session.url.as_str(),
-            Some(Era::Session),
-        ),
-        ("gateway-stdio", gateway_stdio.url.as_str(), None),
+        ("direct", direct.as_str()),
+        ("gateway-http", gateway_http.url.as_str()),
+        ("gateway-http-session", gateway_session.url.as_str()),
+        ("gateway-stdio", gateway_stdio.url.as_str()),
     ];
 
     let load_rounds = if cli.skip_load { 0 } else { cli.rounds };
     for &era in &cli.eras {
         for &concurrency in &cli.concurrency {
             for round in 1..=load_rounds {
-                for (label, url, only) in targets {
-                    if only.is_some_and(|only| only != era) {
-                        continue;
-                    }
+                for (label, url) in targets {
                     eprintln!("load: {era} c={concurrency} round {round}: {label}");
                     let report = loadgen(&bin, &cli, url, era, "call", concurrency, label).await?;
                     results.load.push(report);
@@ -213,7 +204,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
         }
     }
     for round in 1..=load_rounds {
-        for (label, url, _) in &targets[..3] {
+        for (label, url) in &targets[..3] {
             eprintln!("setup: round {round}: {label}");
             let report = loadgen(
                 &bin,
