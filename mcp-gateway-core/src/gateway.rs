@@ -614,6 +614,16 @@ impl Gateway {
         let exposed = name.to_owned();
         let upstream = self.upstream(entry.server.as_str())?;
         let params = rename(params, "name", &entry.upstream_name);
+        let param_headers = param_headers(&entry.definition, &params["arguments"]);
+        let with_headers;
+        let options = if param_headers.is_empty() {
+            options
+        } else {
+            let mut extended = options.clone();
+            extended.headers.extend(param_headers);
+            with_headers = extended;
+            &with_headers
+        };
         self.inner.events.emit(GatewayEvent::ToolCallStarted {
             server: entry.server.clone(),
             tool: exposed.clone(),
@@ -755,6 +765,36 @@ fn unix_ms(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or_default()
+}
+
+/// The 2026-07-28 `Mcp-Param-{X}` headers a tool call carries: one per argument whose schema
+/// names `x-mcp-header: X`, the value literal when it is plain visible ASCII and
+/// `=?base64?…?=` otherwise (SEP-2243). Servers check them against the body.
+fn param_headers(tool: &Value, arguments: &Value) -> Vec<(String, String)> {
+    let Some(properties) = tool["inputSchema"]["properties"].as_object() else {
+        return Vec::new();
+    };
+    properties
+        .iter()
+        .filter_map(|(parameter, schema)| {
+            let suffix = schema["x-mcp-header"].as_str()?;
+            let value = match arguments.get(parameter)? {
+                Value::Null => return None,
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            let plain =
+                value.bytes().all(|b| b.is_ascii_graphic() || b == b' ') && value.trim() == value;
+            let value = if plain {
+                value
+            } else {
+                use base64::Engine;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+                format!("=?base64?{encoded}?=")
+            };
+            Some((format!("Mcp-Param-{suffix}"), value))
+        })
+        .collect()
 }
 
 fn rename(mut params: Value, key: &str, name: &str) -> Value {

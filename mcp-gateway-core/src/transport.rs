@@ -39,6 +39,16 @@ pub(crate) trait Outbound: Send + Sync {
     /// Sends one message. For HTTP transports this waits for the response headers.
     async fn send(&self, message: Value) -> Result<(), Error>;
 
+    /// Sends one message with extra HTTP headers (the 2026-07-28 `Mcp-Param-*` headers); the
+    /// transports that are not HTTP have no headers and ignore them.
+    async fn send_with_headers(
+        &self,
+        message: Value,
+        _headers: &[(String, String)],
+    ) -> Result<(), Error> {
+        self.send(message).await
+    }
+
     /// Records the protocol version to announce (HTTP sends it as a header on every request);
     /// `None` before a session-era `initialize`, which must go without one.
     fn set_protocol_version(&self, _version: Option<&str>) {}

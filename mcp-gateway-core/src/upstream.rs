@@ -152,6 +152,8 @@ pub struct RequestOptions {
     pub progress: Option<mpsc::Sender<Value>>,
     /// Who answers the upstream's own requests while this request is in flight.
     pub client: Option<Arc<dyn ClientRequestHandler>>,
+    /// Extra HTTP headers for this request (HTTP upstreams only).
+    pub headers: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for RequestOptions {
@@ -177,6 +179,12 @@ impl RequestOptions {
     /// Routes this request's progress notifications to `progress`.
     pub fn with_progress(mut self, progress: mpsc::Sender<Value>) -> Self {
         self.progress = Some(progress);
+        self
+    }
+
+    /// Adds an HTTP header to this request (HTTP upstreams only).
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
         self
     }
 
@@ -574,7 +582,7 @@ async fn request(
     };
     if let Err(err) = shared
         .outbound
-        .send(jsonrpc::request(id, method, params))
+        .send_with_headers(jsonrpc::request(id, method, params), &options.headers)
         .await
     {
         if let Ok(mut pending) = shared.pending.lock() {

@@ -191,6 +191,14 @@ impl StreamableHttp {
 #[async_trait]
 impl Outbound for StreamableHttp {
     async fn send(&self, message: Value) -> Result<(), Error> {
+        self.send_with_headers(message, &[]).await
+    }
+
+    async fn send_with_headers(
+        &self,
+        message: Value,
+        headers: &[(String, String)],
+    ) -> Result<(), Error> {
         let request = match &self.endpoint {
             Some(endpoint) => self.client.post(endpoint.clone()),
             None => self.client.post(&self.url),
@@ -200,6 +208,9 @@ impl Outbound for StreamableHttp {
             .header(ACCEPT, ACCEPT_BOTH);
         for (name, value) in routing_headers(&message) {
             request = request.header(name, value);
+        }
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
         }
         let body = serde_json::to_vec(&message).map_err(|err| {
             Error::transport_caused(&self.server, "could not encode message", err)

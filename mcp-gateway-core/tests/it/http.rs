@@ -94,3 +94,29 @@ async fn legacy_sse_upstream() {
     assert_eq!(first_text(&echoed), "Echo: over sse");
     gateway.shutdown().await;
 }
+
+/// A 2026-07-28 HTTP upstream checks the SEP-2243 `Mcp-Param-*` headers of tools whose schema
+/// names `x-mcp-header`; the gateway derives them from the arguments (the conformance fixture's
+/// `test_custom_header` rejects a call without them).
+#[tokio::test]
+async fn param_headers_reach_a_stateless_http_upstream() {
+    let fixture = crate::support::sibling_bin("conformance-fixture");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let peer = PeerProcess::start(&fixture, &["--listen", &listen], port).await;
+    let gateway = Gateway::builder().build();
+    let spec = ServerSpec::streamable_http("fixture", &peer.url("/mcp")).expect("valid spec");
+    gateway.add_server(spec).await.expect("connects");
+    assert_eq!(
+        gateway.server("fixture").and_then(|s| s.era),
+        Some(Era::Stateless)
+    );
+    for region in ["eu-west-1", "Zürich ☃"] {
+        let result = gateway
+            .call_tool("fixture__test_custom_header", json!({ "region": region }))
+            .await
+            .expect("the upstream accepts the call");
+        assert_eq!(first_text(&result), format!("Region: {region}"), "{result}");
+    }
+    gateway.shutdown().await;
+}

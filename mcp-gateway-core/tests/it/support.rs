@@ -174,3 +174,20 @@ pub fn processes_with_env(marker: &str) -> Vec<u32> {
         })
         .collect()
 }
+
+/// A binary of another workspace package (the conformance fixture), built by the same
+/// `cargo test --workspace` run into the same target directory.
+pub fn sibling_bin(name: &str) -> String {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --workspace` (cargo test --workspace does)",
+        path.display()
+    );
+    path.display().to_string()
+}
