@@ -2,6 +2,7 @@
 //! incoming as [`TransportEvent`]s on a bounded channel read by the upstream's dispatcher.
 
 pub(crate) mod http;
+mod http_client;
 pub mod in_process;
 mod lines;
 pub(crate) mod sse;
@@ -13,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::error::Error;
 use crate::spec::{ServerSpec, TransportSpec};
+pub(crate) use http_client::is_connect_error;
 
 /// How many received messages may wait for the dispatcher before a transport's reader waits.
 pub(crate) const INBOUND_CAPACITY: usize = 1024;

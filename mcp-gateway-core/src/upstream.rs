@@ -383,11 +383,9 @@ async fn handshake(
                 Ok(Err(Error::Transport {
                     source: Some(source),
                     ..
-                })) if is_connect_error(source.as_ref()) => Err(Error::transport_caused(
-                    &shared.server,
-                    "could not connect",
-                    source,
-                )),
+                })) if transport::is_connect_error(source.as_ref()) => Err(
+                    Error::transport_caused(&shared.server, "could not connect", source),
+                ),
                 Ok(Err(err)) => {
                     tracing::debug!(server = %shared.server, error = %err, "no server/discover; using initialize");
                     initialize(shared).await
@@ -396,12 +394,6 @@ async fn handshake(
             }
         }
     }
-}
-
-fn is_connect_error(error: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
-    error
-        .downcast_ref::<reqwest::Error>()
-        .is_some_and(reqwest::Error::is_connect)
 }
 
 /// What the gateway, as a client, offers upstreams: it relays sampling, elicitation and roots to
@@ -580,26 +572,32 @@ async fn request(
         id,
         finished: false,
     };
-    if let Err(err) = shared
-        .outbound
-        .send_with_headers(jsonrpc::request(id, method, params), &options.headers)
-        .await
-    {
-        if let Ok(mut pending) = shared.pending.lock() {
-            pending.remove(&id);
-        }
-        return Err(err);
-    }
+    // One deadline for both halves: an HTTP upstream that answers with JSON does the whole call
+    // before its response headers, inside the send.
     let timeout = options.timeout.unwrap_or(shared.request_timeout);
-    let outcome = tokio::time::timeout(timeout, answered).await;
-    let result = match outcome {
-        Ok(Ok(Ok(result))) => Ok(result),
-        Ok(Ok(Err(error))) => Err(Error::Upstream {
+    let exchange = async {
+        let message = jsonrpc::request(id, method, params);
+        if let Err(err) = shared
+            .outbound
+            .send_with_headers(message, &options.headers)
+            .await
+        {
+            if let Ok(mut pending) = shared.pending.lock() {
+                pending.remove(&id);
+            }
+            return Err(err);
+        }
+        Ok(answered.await)
+    };
+    let result = match tokio::time::timeout(timeout, exchange).await {
+        Ok(Err(err)) => return Err(err),
+        Ok(Ok(Ok(Ok(result)))) => Ok(result),
+        Ok(Ok(Ok(Err(error)))) => Err(Error::Upstream {
             server: shared.server.clone(),
             method: method.to_owned(),
             error,
         }),
-        Ok(Err(_)) => Err(Error::Closed {
+        Ok(Ok(Err(_))) => Err(Error::Closed {
             server: shared.server.clone(),
             reason: shared
                 .closed

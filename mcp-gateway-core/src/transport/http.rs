@@ -8,14 +8,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Response, StatusCode};
+use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Response, StatusCode, Uri};
 use serde_json::Value;
-use sse_stream::SseByteStream;
+use sse_stream::SseStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Connected, INBOUND_CAPACITY, MAX_MESSAGE_BYTES, Outbound, TransportEvent};
+use super::http_client::{Body, HttpClient, parse_uri, read_limited, request_error};
+use super::{Connected, INBOUND_CAPACITY, Outbound, TransportEvent};
 use crate::error::Error;
 use crate::jsonrpc::truncate;
 use crate::spec::{HttpSpec, ServerId};
@@ -28,7 +29,7 @@ const METHOD_HEADER: HeaderName = HeaderName::from_static("mcp-method");
 const NAME_HEADER: HeaderName = HeaderName::from_static("mcp-name");
 const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
-const EVENT_STREAM: &str = "text/event-stream";
+const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
 /// Longest error body quoted in an error message.
 const MAX_QUOTED_BODY: usize = 300;
 /// Delay bounds for reopening the session-era GET stream.
@@ -36,33 +37,8 @@ const GET_RETRY_MIN: Duration = Duration::from_millis(500);
 const GET_RETRY_MAX: Duration = Duration::from_secs(30);
 /// How long the handshake waits for the server to accept the GET stream.
 const GET_OPEN_WAIT: Duration = Duration::from_secs(5);
-
-/// Builds the shared HTTP client used by the HTTP and SSE transports of one upstream.
-pub(crate) fn client(
-    server: &ServerId,
-    spec: &HttpSpec,
-    connect_timeout: Duration,
-) -> Result<reqwest::Client, Error> {
-    let mut headers = HeaderMap::new();
-    for (name, value) in &spec.headers {
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|err| {
-            Error::InvalidSpec(format!("server `{server}`: header name `{name}`: {err}"))
-        })?;
-        let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
-            Error::InvalidSpec(format!(
-                "server `{server}`: header `{name}` has a value that is not valid in HTTP"
-            ))
-        })?;
-        value.set_sensitive(true);
-        headers.insert(name, value);
-    }
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .connect_timeout(connect_timeout)
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|err| Error::transport_caused(server, "could not build the HTTP client", err))
-}
+/// How long closing waits for the server to acknowledge the session's `DELETE`.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Prepares the transport; nothing is sent until the handshake.
 pub(crate) fn open(
@@ -73,8 +49,8 @@ pub(crate) fn open(
     let (events, inbound) = mpsc::channel(INBOUND_CAPACITY);
     let transport = StreamableHttp {
         server: server.clone(),
-        client: client(server, spec, connect_timeout)?,
-        endpoint: reqwest::Url::parse(&spec.url).ok(),
+        client: HttpClient::new(server, spec, connect_timeout)?,
+        endpoint: parse_uri(server, &spec.url)?,
         url: spec.url.clone(),
         session: Mutex::new(None),
         protocol_version: Mutex::new(None),
@@ -89,9 +65,9 @@ pub(crate) fn open(
 
 struct StreamableHttp {
     server: ServerId,
-    client: reqwest::Client,
-    /// The URL, parsed once: reqwest would parse `url` again on every request.
-    endpoint: Option<reqwest::Url>,
+    client: HttpClient,
+    /// The URL, parsed once.
+    endpoint: Uri,
     url: String,
     session: Mutex<Option<HeaderValue>>,
     protocol_version: Mutex<Option<HeaderValue>>,
@@ -116,7 +92,7 @@ impl StreamableHttp {
         headers
     }
 
-    fn remember_session(&self, response: &Response) {
+    fn remember_session(&self, response: &Response<Body>) {
         if let Some(session) = response.headers().get(&SESSION_HEADER)
             && let Ok(mut slot) = self.session.lock()
         {
@@ -125,12 +101,12 @@ impl StreamableHttp {
     }
 
     /// Reads an SSE body, forwarding each `data` payload, until it ends or the transport closes.
-    fn spawn_event_reader(&self, response: Response) {
+    fn spawn_event_reader(&self, body: Body) {
         let events = self.events.clone();
         let cancel = self.cancel.clone();
         tokio::spawn(async move {
             tokio::select! {
-                _ = forward_sse(response, &events) => {}
+                _ = forward_sse(body, &events) => {}
                 _ = cancel.cancelled() => {}
             }
         });
@@ -140,8 +116,9 @@ impl StreamableHttp {
     /// once the first attempt has an answer (or failed).
     fn spawn_get_stream(&self, opened: oneshot::Sender<()>) {
         let client = self.client.clone();
-        let url = self.url.clone();
-        let headers = self.common_headers();
+        let endpoint = self.endpoint.clone();
+        let mut headers = self.common_headers();
+        headers.insert(ACCEPT, EVENT_STREAM);
         let events = self.events.clone();
         let cancel = self.cancel.clone();
         let server = self.server.clone();
@@ -149,11 +126,7 @@ impl StreamableHttp {
             let mut opened = Some(opened);
             let mut delay = GET_RETRY_MIN;
             loop {
-                let request = client
-                    .get(&url)
-                    .headers(headers.clone())
-                    .header(ACCEPT, EVENT_STREAM)
-                    .send();
+                let request = client.send(Method::GET, &endpoint, headers.clone(), Bytes::new());
                 let response = tokio::select! {
                     response = request => response,
                     _ = cancel.cancelled() => return,
@@ -165,7 +138,7 @@ impl StreamableHttp {
                     Ok(response) if response.status().is_success() => {
                         delay = GET_RETRY_MIN;
                         tokio::select! {
-                            _ = forward_sse(response, &events) => {}
+                            _ = forward_sse(response.into_body(), &events) => {}
                             _ = cancel.cancelled() => return,
                         }
                     }
@@ -199,26 +172,28 @@ impl Outbound for StreamableHttp {
         message: Value,
         headers: &[(String, String)],
     ) -> Result<(), Error> {
-        let request = match &self.endpoint {
-            Some(endpoint) => self.client.post(endpoint.clone()),
-            None => self.client.post(&self.url),
-        };
-        let mut request = request
-            .headers(self.common_headers())
-            .header(ACCEPT, ACCEPT_BOTH);
-        for (name, value) in routing_headers(&message) {
-            request = request.header(name, value);
-        }
+        let mut request_headers = self.common_headers();
+        request_headers.insert(ACCEPT, ACCEPT_BOTH);
+        request_headers.insert(CONTENT_TYPE, JSON);
+        routing_headers(&message, &mut request_headers);
         for (name, value) in headers {
-            request = request.header(name.as_str(), value.as_str());
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .ok()
+                .zip(HeaderValue::from_str(value).ok())
+                .ok_or_else(|| {
+                    Error::transport(
+                        &self.server,
+                        format!("`{name}: {value}` cannot be sent as an HTTP header"),
+                    )
+                })?;
+            request_headers.insert(header.0, header.1);
         }
         let body = serde_json::to_vec(&message).map_err(|err| {
             Error::transport_caused(&self.server, "could not encode message", err)
         })?;
-        let response = request
-            .header(CONTENT_TYPE, JSON)
-            .body(body)
-            .send()
+        let response = self
+            .client
+            .send(Method::POST, &self.endpoint, request_headers, body.into())
             .await
             .map_err(|err| request_error(&self.server, &self.url, err))?;
         self.remember_session(&response);
@@ -227,10 +202,10 @@ impl Outbound for StreamableHttp {
             return Ok(());
         }
         if status.is_success() && is_event_stream(&response) {
-            self.spawn_event_reader(response);
+            self.spawn_event_reader(response.into_body());
             return Ok(());
         }
-        let body = read_limited(response).await.map_err(|err| {
+        let body = read_limited(response.into_body()).await.map_err(|err| {
             Error::transport(&self.server, format!("could not read the response: {err}"))
         })?;
         let parsed = serde_json::from_slice::<Value>(&body).ok();
@@ -281,15 +256,17 @@ impl Outbound for StreamableHttp {
         self.cancel.cancel();
         let session = self.session.lock().ok().and_then(|mut s| s.take());
         if let Some(session) = session {
+            let mut headers = HeaderMap::new();
+            headers.insert(SESSION_HEADER, session);
             let ended = self
                 .client
-                .delete(&self.url)
-                .header(SESSION_HEADER, session)
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            if let Err(err) = ended {
-                tracing::debug!(server = %self.server, error = %err, "session DELETE failed");
+                .send(Method::DELETE, &self.endpoint, headers, Bytes::new());
+            match tokio::time::timeout(DELETE_TIMEOUT, ended).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => {
+                    tracing::debug!(server = %self.server, error = %err, "session DELETE failed")
+                }
+                Err(_) => tracing::debug!(server = %self.server, "session DELETE timed out"),
             }
         }
     }
@@ -306,14 +283,14 @@ fn session_lost(status: StatusCode, body: &[u8]) -> bool {
                 .contains("session"))
 }
 
-/// The 2026-07-28 routing headers: `Mcp-Method` always, `Mcp-Name` for calls that name a target.
-fn routing_headers(message: &Value) -> Vec<(HeaderName, HeaderValue)> {
-    let mut headers = Vec::new();
+/// Adds the 2026-07-28 routing headers: `Mcp-Method` always, `Mcp-Name` for calls that name a
+/// target.
+fn routing_headers(message: &Value, headers: &mut HeaderMap) {
     let Some(method) = message.get("method").and_then(Value::as_str) else {
-        return headers;
+        return;
     };
     if let Ok(value) = HeaderValue::from_str(method) {
-        headers.push((METHOD_HEADER, value));
+        headers.insert(METHOD_HEADER, value);
     }
     // `get` chains, not `pointer`: a JSON pointer allocates a string per path segment.
     let params = message.get("params");
@@ -326,17 +303,15 @@ fn routing_headers(message: &Value) -> Vec<(HeaderName, HeaderValue)> {
         .and_then(Value::as_str)
         .and_then(|t| HeaderValue::from_str(t).ok())
     {
-        headers.push((NAME_HEADER, value));
+        headers.insert(NAME_HEADER, value);
     }
-    headers
 }
 
-fn is_event_stream(response: &Response) -> bool {
+fn is_event_stream(response: &Response<Body>) -> bool {
     response
         .headers()
         .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(EVENT_STREAM))
+        .is_some_and(|v| v.as_bytes().starts_with(EVENT_STREAM.as_bytes()))
 }
 
 /// Whether `reply` is a JSON-RPC response to the request `sent`.
@@ -348,8 +323,8 @@ fn answers(reply: &Value, sent: &Value) -> bool {
 }
 
 /// Forwards every `data` payload of an SSE body as a message.
-pub(crate) async fn forward_sse(response: Response, events: &mpsc::Sender<TransportEvent>) {
-    let mut stream = SseByteStream::new(response.bytes_stream());
+async fn forward_sse(body: Body, events: &mpsc::Sender<TransportEvent>) {
+    let mut stream = SseStream::new(body);
     while let Some(Ok(event)) = stream.next().await {
         let Some(data) = event.data.filter(|data| !data.is_empty()) else {
             continue;
@@ -362,30 +337,4 @@ pub(crate) async fn forward_sse(response: Response, events: &mpsc::Sender<Transp
             return;
         }
     }
-}
-
-/// Reads a body up to [`MAX_MESSAGE_BYTES`].
-pub(crate) async fn read_limited(response: Response) -> Result<Bytes, String> {
-    let mut body = Vec::new();
-    let mut chunks = response.bytes_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|err| err.to_string())?;
-        if body.len() + chunk.len() > MAX_MESSAGE_BYTES {
-            return Err(format!("body larger than {MAX_MESSAGE_BYTES} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(body))
-}
-
-/// A clear message for a failed HTTP request.
-pub(crate) fn request_error(server: &ServerId, url: &str, err: reqwest::Error) -> Error {
-    let what = if err.is_connect() {
-        format!("could not connect to {url}")
-    } else if err.is_timeout() {
-        format!("request to {url} timed out")
-    } else {
-        format!("request to {url} failed")
-    };
-    Error::transport_caused(server, what, err)
 }

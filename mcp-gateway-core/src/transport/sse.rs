@@ -5,15 +5,17 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures::StreamExt;
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
-use reqwest::{Client, Url};
+use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
+use hyper::{Method, Uri};
+use reqwest::Url;
 use serde_json::Value;
-use sse_stream::SseByteStream;
+use sse_stream::SseStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::http::{client, read_limited, request_error};
+use super::http_client::{Body, HttpClient, parse_uri, read_limited, request_error};
 use super::{Connected, INBOUND_CAPACITY, Outbound, TransportEvent};
 use crate::error::Error;
 use crate::jsonrpc::truncate;
@@ -28,18 +30,23 @@ pub(crate) async fn open(
     spec: &HttpSpec,
     connect_timeout: Duration,
 ) -> Result<Connected, Error> {
-    let client = client(server, spec, connect_timeout)?;
+    let client = HttpClient::new(server, spec, connect_timeout)?;
     let base = Url::parse(&spec.url)
         .map_err(|err| Error::InvalidSpec(format!("server `{server}`: url: {err}")))?;
+    let mut headers = HeaderMap::new();
+    headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
     let response = client
-        .get(base.clone())
-        .header(ACCEPT, "text/event-stream")
-        .send()
+        .send(
+            Method::GET,
+            &parse_uri(server, &spec.url)?,
+            headers,
+            Bytes::new(),
+        )
         .await
         .map_err(|err| request_error(server, &spec.url, err))?;
     if !response.status().is_success() {
         let status = response.status();
-        let body = read_limited(response).await.unwrap_or_default();
+        let body = read_limited(response.into_body()).await.unwrap_or_default();
         return Err(Error::transport(
             server,
             format!(
@@ -56,7 +63,7 @@ pub(crate) async fn open(
     let reader_cancel = cancel.clone();
     tokio::spawn(async move {
         let reason = tokio::select! {
-            reason = read_stream(response, events.clone(), endpoint_tx) => reason,
+            reason = read_stream(response.into_body(), events.clone(), endpoint_tx) => reason,
             _ = reader_cancel.cancelled() => return,
         };
         let _ = events.send(TransportEvent::Closed(reason)).await;
@@ -78,16 +85,22 @@ pub(crate) async fn open(
             ));
         }
     };
-    let endpoint = base.join(&endpoint).map_err(|err| {
+    let bad_endpoint = |err: &dyn std::fmt::Display| {
         Error::transport(
             server,
             format!("bad endpoint `{endpoint}` from the server: {err}"),
         )
-    })?;
+    };
+    let endpoint = base.join(&endpoint).map_err(|err| bad_endpoint(&err))?;
+    let endpoint_uri = endpoint
+        .as_str()
+        .parse::<Uri>()
+        .map_err(|err| bad_endpoint(&err))?;
     Ok(Connected {
         outbound: Box::new(LegacySse {
             server: server.clone(),
             client,
+            endpoint_uri,
             endpoint,
             cancel,
         }),
@@ -97,12 +110,12 @@ pub(crate) async fn open(
 
 /// Reads the SSE stream: the first `endpoint` event goes to `endpoint`, `message` events onward.
 async fn read_stream(
-    response: reqwest::Response,
+    body: Body,
     events: mpsc::Sender<TransportEvent>,
     endpoint: oneshot::Sender<String>,
 ) -> String {
     let mut endpoint = Some(endpoint);
-    let mut stream = SseByteStream::new(response.bytes_stream());
+    let mut stream = SseStream::new(body);
     while let Some(event) = stream.next().await {
         let event = match event {
             Ok(event) => event,
@@ -132,7 +145,9 @@ async fn read_stream(
 
 struct LegacySse {
     server: ServerId,
-    client: Client,
+    client: HttpClient,
+    endpoint_uri: Uri,
+    /// The same endpoint, as written in messages.
     endpoint: Url,
     cancel: CancellationToken,
 }
@@ -143,20 +158,25 @@ impl Outbound for LegacySse {
         let body = serde_json::to_vec(&message).map_err(|err| {
             Error::transport_caused(&self.server, "could not encode message", err)
         })?;
-        let response = self
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let sent = self
             .client
-            .post(self.endpoint.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .timeout(POST_TIMEOUT)
-            .body(body)
-            .send()
+            .send(Method::POST, &self.endpoint_uri, headers, body.into());
+        let response = tokio::time::timeout(POST_TIMEOUT, sent)
             .await
+            .map_err(|_| {
+                Error::transport(
+                    &self.server,
+                    format!("POST to {} timed out after {POST_TIMEOUT:?}", self.endpoint),
+                )
+            })?
             .map_err(|err| request_error(&self.server, self.endpoint.as_str(), err))?;
         if response.status().is_success() {
             return Ok(());
         }
         let status = response.status();
-        let body = read_limited(response).await.unwrap_or_default();
+        let body = read_limited(response.into_body()).await.unwrap_or_default();
         Err(Error::transport(
             &self.server,
             format!(

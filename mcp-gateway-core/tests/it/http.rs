@@ -120,3 +120,57 @@ async fn param_headers_reach_a_stateless_http_upstream() {
     }
     gateway.shutdown().await;
 }
+
+/// An HTTP upstream that answers with JSON does the whole call before its response headers: the
+/// request deadline must cover that wait too, or a hung call never returns.
+#[tokio::test]
+async fn a_json_answer_that_never_comes_times_out() {
+    use std::time::Duration;
+
+    use axum::Json;
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+    use mcp_gateway_core::{Error, ProtocolPreference};
+    use serde_json::Value;
+
+    /// Answers the handshake and `tools/list` at once, and `tools/call` never.
+    async fn hangs_on_calls(Json(message): Json<Value>) -> Response {
+        let id = message.get("id").cloned().unwrap_or(Value::Null);
+        let result = match message.get("method").and_then(Value::as_str) {
+            Some("initialize") => json!({
+                "protocolVersion": "2025-11-25",
+                "capabilities": { "tools": {} },
+                "serverInfo": { "name": "hangs-on-calls", "version": "1" },
+            }),
+            Some("tools/list") => json!({
+                "tools": [{ "name": "wait", "inputSchema": { "type": "object" } }],
+            }),
+            Some("tools/call") => std::future::pending().await,
+            _ => return StatusCode::ACCEPTED.into_response(),
+        };
+        Json(json!({ "jsonrpc": "2.0", "id": id, "result": result })).into_response()
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
+    let app = axum::Router::new().route("/mcp", axum::routing::post(hangs_on_calls));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let gateway = Gateway::builder().build();
+    let spec = ServerSpec::streamable_http("hangs", &url)
+        .expect("valid spec")
+        .with_protocol(ProtocolPreference::Session)
+        .with_request_timeout(Duration::from_millis(300));
+    gateway.add_server(spec).await.expect("connects");
+    let called = tokio::time::timeout(
+        Duration::from_secs(10),
+        gateway.call_tool("hangs__wait", json!({})),
+    )
+    .await
+    .expect("the gateway gives up by itself");
+    assert!(matches!(called, Err(Error::Timeout { .. })), "{called:?}");
+    gateway.shutdown().await;
+    server.abort();
+}
