@@ -1,7 +1,8 @@
 //! The Streamable HTTP endpoint at `/mcp`.
 //!
 //! Session era: `initialize` opens a session (`Mcp-Session-Id`), POSTs carry one message each,
-//! calls answer on an SSE stream that also carries their progress, logs and relayed requests, GET
+//! calls answer on an SSE stream that also carries their progress, logs and relayed requests
+//! (or with plain JSON when the answer comes quickly with nothing to stream before it), GET
 //! opens the session's stream for everything else, DELETE ends the session.
 //!
 //! Stateless 2026-07-28: a POST whose `MCP-Protocol-Version` (or `_meta`) names 2026-07-28 is
@@ -16,7 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use mcp_gateway_core::{
     Caller, Catalog, HEADER_MISMATCH, JsonRpcError, META_PROTOCOL_VERSION, SESSION_VERSIONS,
     STATELESS_VERSION, UNSUPPORTED_PROTOCOL_VERSION, check_stateless_meta, is_stateless_message,
@@ -33,6 +34,11 @@ const VERSION_HEADER: &str = "mcp-protocol-version";
 const STREAM_CAPACITY: usize = 64;
 /// JSON-RPC code the TypeScript and Python SDKs use for an unknown session.
 const SESSION_NOT_FOUND: i64 = -32001;
+/// How long a call's answer may take to be sent as plain JSON. A call that ends sooner with
+/// nothing to stream before its answer costs one write and no stream machinery; a slower one gets
+/// its SSE headers at this point, so clients that bound the wait for response headers (httpx's
+/// default is 5 s) keep waiting, and keep-alive comments start.
+const JSON_ANSWER_WINDOW: Duration = Duration::from_millis(100);
 
 /// A JSON-RPC error response body.
 pub(crate) fn error_body(id: &Value, code: i64, message: &str) -> axum::Json<Value> {
@@ -123,7 +129,7 @@ pub(crate) async fn post(
         return StatusCode::ACCEPTED.into_response();
     }
     if accepts_event_stream(&headers) && streams(&message) {
-        return event_stream(&state, caller, message, false);
+        return answer_or_stream(&state, caller, message).await;
     }
     match state.server.handle(&caller, message, None).await {
         Some(reply) => axum::Json(reply).into_response(),
@@ -159,22 +165,19 @@ fn initialize(state: &AppState, message: &Value) -> Response {
     }
 }
 
-/// Runs the message in a task and streams what it produces, then its answer, as SSE. With
-/// `cancel_on_disconnect` a client that goes away cancels the work (the stateless rule); in the
-/// session era a disconnect is not a cancellation.
-fn event_stream(
-    state: &AppState,
-    caller: Caller,
-    message: Value,
-    cancel_on_disconnect: bool,
-) -> Response {
-    let (stream, receiver) = mpsc::channel(STREAM_CAPACITY);
+/// Runs the message in a task and streams what it produces, then its answer, as SSE, unless the
+/// answer is the first thing it produces and comes within [`JSON_ANSWER_WINDOW`]: then it is sent
+/// as JSON. A stateless client that goes away cancels the work; in the session era a disconnect
+/// is not a cancellation.
+async fn answer_or_stream(state: &AppState, caller: Caller, message: Value) -> Response {
+    let stateless = matches!(caller, Caller::Stateless);
+    let (stream, mut receiver) = mpsc::channel(STREAM_CAPACITY);
     let cancel = CancellationToken::new();
     let server = state.server.clone();
     let work_cancel = cancel.clone();
     tokio::spawn(async move {
         let work = server.handle(&caller, message, Some(stream.clone()));
-        let reply = if cancel_on_disconnect {
+        let reply = if stateless {
             tokio::select! {
                 reply = work => reply,
                 _ = work_cancel.cancelled() => None,
@@ -186,7 +189,21 @@ fn event_stream(
             let _ = stream.send(reply).await;
         }
     });
-    sse(receiver, cancel.drop_guard(), state.config.sse_keep_alive)
+    // Dropped with the response body, or here if the client leaves before the answer.
+    let guard = cancel.drop_guard();
+    let first = match tokio::time::timeout(JSON_ANSWER_WINDOW, receiver.recv()).await {
+        // Only the answer has no `method`; anything else means the rest may follow.
+        Ok(Some(reply)) if reply.get("method").is_none() => {
+            return (answer_status(&reply, stateless), axum::Json(reply)).into_response();
+        }
+        Ok(None) => return StatusCode::ACCEPTED.into_response(),
+        Ok(Some(message)) => Some(message),
+        Err(_) => None,
+    };
+    let events = futures::stream::iter(first.map(event)).chain(message_events(receiver, guard));
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(state.config.sse_keep_alive))
+        .into_response()
 }
 
 /// An SSE response of JSON-RPC messages; `guard` is dropped with the response body.
@@ -206,12 +223,16 @@ fn message_events(
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     futures::stream::unfold((receiver, guard), |(mut receiver, guard)| async move {
         let message = receiver.recv().await?;
-        // `to_string` through serde_json's writer, not `Display` (the same text, but `Display`
-        // goes through the formatting machinery for every string piece).
-        let data = serde_json::to_string(&message).unwrap_or_default();
-        let event = Event::default().event("message").data(data);
-        Some((Ok(event), (receiver, guard)))
+        Some((event(message), (receiver, guard)))
     })
+}
+
+/// One JSON-RPC message as an SSE `message` event.
+fn event(message: Value) -> Result<Event, Infallible> {
+    // `to_string` through serde_json's writer, not `Display` (the same text, but `Display` goes
+    // through the formatting machinery for every string piece).
+    let data = serde_json::to_string(&message).unwrap_or_default();
+    Ok(Event::default().event("message").data(data))
 }
 
 pub(crate) async fn get(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -301,20 +322,28 @@ async fn stateless(state: AppState, headers: &HeaderMap, message: Value) -> Resp
     }
     let wants_progress = params_meta(&message).is_some_and(|m| m.get("progressToken").is_some());
     if wants_progress && accepts_event_stream(headers) {
-        return event_stream(&state, Caller::Stateless, message, true);
+        return answer_or_stream(&state, Caller::Stateless, message).await;
     }
     let Some(reply) = state.server.handle(&Caller::Stateless, message, None).await else {
         return StatusCode::ACCEPTED.into_response();
     };
+    (answer_status(&reply, true), axum::Json(reply)).into_response()
+}
+
+/// The HTTP status of an answer sent as JSON: 200, except that the stateless revision gives some
+/// errors their own status.
+fn answer_status(reply: &Value, stateless: bool) -> StatusCode {
+    if !stateless {
+        return StatusCode::OK;
+    }
     let code = reply.get("error").and_then(|e| e.get("code"));
-    let status = match code.and_then(Value::as_i64) {
+    match code.and_then(Value::as_i64) {
         Some(-32601) => StatusCode::NOT_FOUND,
         Some(-32600 | -32602 | HEADER_MISMATCH | -32021 | UNSUPPORTED_PROTOCOL_VERSION) => {
             StatusCode::BAD_REQUEST
         }
         _ => StatusCode::OK,
-    };
-    (status, axum::Json(reply)).into_response()
+    }
 }
 
 /// SEP-2243 custom headers: a tool argument whose schema carries `x-mcp-header: X` must also

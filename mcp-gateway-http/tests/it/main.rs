@@ -2,6 +2,7 @@
 //! client, the MCP Inspector CLI) in front of real upstreams (server-everything, server-memory),
 //! plus `Router::oneshot` tests of the HTTP rules.
 
+mod answers;
 mod clients;
 mod notifications;
 mod rules;

@@ -1,0 +1,89 @@
+//! How a session-era call is answered: plain JSON when the answer is quick and nothing comes
+//! before it, an SSE stream when progress comes first or the call takes longer.
+
+use serde_json::{Value, json};
+
+use crate::support::{DEADLINE, RunningGateway, everything};
+
+/// POSTs one message in `session`; returns the content type and the body's text.
+async fn call(
+    client: &reqwest::Client,
+    url: &str,
+    session: &str,
+    message: Value,
+) -> (String, String) {
+    let response = client
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", session)
+        .json(&message)
+        .timeout(DEADLINE)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    (content_type, response.text().await.expect("body"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_calls_answer_json_and_the_others_stream() {
+    let gateway = RunningGateway::start(vec![everything()]).await;
+    let url = format!("{}/mcp", gateway.url);
+    let client = reqwest::Client::new();
+    let initialize = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "test", "version": "1" } } });
+    let response = client
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .expect("initialize");
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+
+    let echo = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": { "name": "everything__echo", "arguments": { "message": "quick" } } });
+    let (content_type, body) = call(&client, &url, &session, echo).await;
+    assert_eq!(content_type, "application/json", "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(answer["id"], 2);
+    assert_eq!(answer["result"]["content"][0]["text"], "Echo: quick");
+
+    // Progress comes before the answer: a stream, progress first, with the caller's own token.
+    let with_progress = json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": { "name": "everything__trigger-long-running-operation",
+            "arguments": { "duration": 0.3, "steps": 3 }, "_meta": { "progressToken": "mine" } } });
+    let (content_type, body) = call(&client, &url, &session, with_progress).await;
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    let progress = body
+        .find("notifications/progress")
+        .expect("progress on the stream");
+    let answer = body.find("\"id\":3").expect("the answer on the stream");
+    assert!(progress < answer, "{body}");
+    assert!(body.contains("\"progressToken\":\"mine\""), "{body}");
+
+    // Nothing to stream, but slower than the JSON window: the headers go first, then the answer.
+    let slow = json!({ "jsonrpc": "2.0", "id": 4, "method": "tools/call",
+        "params": { "name": "everything__trigger-long-running-operation",
+            "arguments": { "duration": 0.5, "steps": 1 } } });
+    let (content_type, body) = call(&client, &url, &session, slow).await;
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    assert!(
+        body.contains("\"id\":4") && body.contains("result"),
+        "{body}"
+    );
+    gateway.stop().await;
+}
