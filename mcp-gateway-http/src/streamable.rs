@@ -36,8 +36,8 @@ const STREAM_CAPACITY: usize = 64;
 const SESSION_NOT_FOUND: i64 = -32001;
 /// How long a call's answer may take to be sent as plain JSON. A call that ends sooner with
 /// nothing to stream before its answer costs one write and no stream machinery; a slower one gets
-/// its SSE headers at this point, so clients that bound the wait for response headers (httpx's
-/// default is 5 s) keep waiting, and keep-alive comments start.
+/// its SSE headers at this point, so clients that bound the wait for response headers (HTTP
+/// clients' read timeouts) keep waiting, and keep-alive comments start.
 const JSON_ANSWER_WINDOW: Duration = Duration::from_millis(100);
 
 /// A JSON-RPC error response body.
