@@ -111,6 +111,18 @@ fn classify_one(value: Value) -> Incoming {
     }
 }
 
+/// What a response carries: its result or its error. Anything but a response is an error.
+pub(crate) fn outcome(value: Value) -> Result<Value, JsonRpcError> {
+    match classify_one(value) {
+        Incoming::Response { outcome, .. } => outcome,
+        Incoming::Invalid(reason) => Err(JsonRpcError::new(JsonRpcError::INTERNAL_ERROR, reason)),
+        _ => Err(JsonRpcError::new(
+            JsonRpcError::INTERNAL_ERROR,
+            "the upstream's answer is not a response",
+        )),
+    }
+}
+
 /// A request message.
 pub(crate) fn request(id: u64, method: &str, params: Option<Value>) -> Value {
     let mut message = Map::with_capacity(4);

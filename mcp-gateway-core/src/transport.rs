@@ -41,14 +41,16 @@ pub(crate) trait Outbound: Send + Sync {
     /// Sends one message. For HTTP transports this waits for the response headers.
     async fn send(&self, message: Value) -> Result<(), Error>;
 
-    /// Sends one message with extra HTTP headers (the 2026-07-28 `Mcp-Param-*` headers); the
-    /// transports that are not HTTP have no headers and ignore them.
-    async fn send_with_headers(
+    /// Sends one request. Returns its answer when the exchange itself carried it first (an HTTP
+    /// response whose first message is the answer), which spares the dispatcher a round;
+    /// otherwise the answer arrives on the inbound channel like everything else. `headers` are
+    /// extra HTTP headers (the 2026-07-28 `Mcp-Param-*`); transports that are not HTTP ignore them.
+    async fn send_request(
         &self,
         message: Value,
         _headers: &[(String, String)],
-    ) -> Result<(), Error> {
-        self.send(message).await
+    ) -> Result<Option<Value>, Error> {
+        self.send(message).await.map(|()| None)
     }
 
     /// Records the protocol version to announce (HTTP sends it as a header on every request);

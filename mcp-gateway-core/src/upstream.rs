@@ -577,17 +577,20 @@ async fn request(
     let timeout = options.timeout.unwrap_or(shared.request_timeout);
     let exchange = async {
         let message = jsonrpc::request(id, method, params);
-        if let Err(err) = shared
+        let sent = shared
             .outbound
-            .send_with_headers(message, &options.headers)
-            .await
-        {
-            if let Ok(mut pending) = shared.pending.lock() {
-                pending.remove(&id);
-            }
-            return Err(err);
+            .send_request(message, &options.headers)
+            .await;
+        let answer = match sent {
+            Ok(None) => return Ok(answered.await),
+            Ok(Some(answer)) => Ok(Ok(jsonrpc::outcome(answer))),
+            Err(err) => Err(err),
+        };
+        // Answered in the exchange itself, or failed: nothing is pending any more.
+        if let Ok(mut pending) = shared.pending.lock() {
+            pending.remove(&id);
         }
-        Ok(answered.await)
+        answer
     };
     let result = match tokio::time::timeout(timeout, exchange).await {
         Ok(Err(err)) => return Err(err),

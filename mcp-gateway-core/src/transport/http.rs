@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode, Uri};
 use serde_json::Value;
@@ -100,16 +100,46 @@ impl StreamableHttp {
         }
     }
 
-    /// Reads an SSE body, forwarding each `data` payload, until it ends or the transport closes.
-    fn spawn_event_reader(&self, body: Body) {
+    /// Reads the rest of an SSE body, forwarding each message, until it ends or the transport
+    /// closes.
+    fn spawn_event_reader(&self, mut stream: SseStream<Body>) {
         let events = self.events.clone();
         let cancel = self.cancel.clone();
         tokio::spawn(async move {
             tokio::select! {
-                _ = forward_sse(body, &events) => {}
+                _ = forward_sse(&mut stream, &events) => {}
                 _ = cancel.cancelled() => {}
             }
         });
+    }
+
+    /// Reads the SSE answer to the request `sent`. When its first message is the answer, returns
+    /// it; what follows (normally only the stream's end, which lets the connection be reused) is
+    /// left to a reader task only if it has not arrived yet. Otherwise every message, the first
+    /// included, goes to the dispatcher in order.
+    async fn read_answer(&self, body: Body, sent: &Value) -> Option<Value> {
+        let mut stream = SseStream::new(body);
+        let first = tokio::select! {
+            first = next_message(&mut stream) => first?,
+            _ = self.cancel.cancelled() => return None,
+        };
+        let answer = match first {
+            TransportEvent::Message(value) if answers(&value, sent) => value,
+            other => {
+                let _ = self.events.send(other).await;
+                self.spawn_event_reader(stream);
+                return None;
+            }
+        };
+        match next_message(&mut stream).now_or_never() {
+            Some(None) => {}
+            Some(Some(event)) => {
+                let _ = self.events.send(event).await;
+                self.spawn_event_reader(stream);
+            }
+            None => self.spawn_event_reader(stream),
+        }
+        Some(answer)
     }
 
     /// Keeps the session-era GET stream open for the server's own notifications; `opened` fires
@@ -137,8 +167,9 @@ impl StreamableHttp {
                 match response {
                     Ok(response) if response.status().is_success() => {
                         delay = GET_RETRY_MIN;
+                        let mut stream = SseStream::new(response.into_body());
                         tokio::select! {
-                            _ = forward_sse(response.into_body(), &events) => {}
+                            _ = forward_sse(&mut stream, &events) => {}
                             _ = cancel.cancelled() => return,
                         }
                     }
@@ -164,14 +195,17 @@ impl StreamableHttp {
 #[async_trait]
 impl Outbound for StreamableHttp {
     async fn send(&self, message: Value) -> Result<(), Error> {
-        self.send_with_headers(message, &[]).await
+        if let Some(answer) = self.send_request(message, &[]).await? {
+            let _ = self.events.send(TransportEvent::Message(answer)).await;
+        }
+        Ok(())
     }
 
-    async fn send_with_headers(
+    async fn send_request(
         &self,
         message: Value,
         headers: &[(String, String)],
-    ) -> Result<(), Error> {
+    ) -> Result<Option<Value>, Error> {
         let mut request_headers = self.common_headers();
         request_headers.insert(ACCEPT, ACCEPT_BOTH);
         request_headers.insert(CONTENT_TYPE, JSON);
@@ -199,25 +233,21 @@ impl Outbound for StreamableHttp {
         self.remember_session(&response);
         let status = response.status();
         if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
-            return Ok(());
+            return Ok(None);
         }
         if status.is_success() && is_event_stream(&response) {
-            self.spawn_event_reader(response.into_body());
-            return Ok(());
+            return Ok(self.read_answer(response.into_body(), &message).await);
         }
         let body = read_limited(response.into_body()).await.map_err(|err| {
             Error::transport(&self.server, format!("could not read the response: {err}"))
         })?;
         let parsed = serde_json::from_slice::<Value>(&body).ok();
         match parsed {
+            // The answer, or (whatever the status) a JSON-RPC error for this very request.
+            Some(value) if answers(&value, &message) => Ok(Some(value)),
             Some(value) if status.is_success() => {
                 let _ = self.events.send(TransportEvent::Message(value)).await;
-                Ok(())
-            }
-            // A JSON-RPC error for this very request: deliver it as the answer.
-            Some(value) if answers(&value, &message) => {
-                let _ = self.events.send(TransportEvent::Message(value)).await;
-                Ok(())
+                Ok(None)
             }
             _ if self.session().is_some() && session_lost(status, &body) => {
                 let reason = format!("the server no longer knows this session (HTTP {status})");
@@ -316,25 +346,34 @@ fn is_event_stream(response: &Response<Body>) -> bool {
 
 /// Whether `reply` is a JSON-RPC response to the request `sent`.
 fn answers(reply: &Value, sent: &Value) -> bool {
+    if reply.get("method").is_some() {
+        return false;
+    }
     match (reply.get("id"), sent.get("id")) {
         (Some(reply_id), Some(sent_id)) => reply_id == sent_id,
         _ => false,
     }
 }
 
-/// Forwards every `data` payload of an SSE body as a message.
-async fn forward_sse(body: Body, events: &mpsc::Sender<TransportEvent>) {
-    let mut stream = SseStream::new(body);
-    while let Some(Ok(event)) = stream.next().await {
-        let Some(data) = event.data.filter(|data| !data.is_empty()) else {
-            continue;
-        };
-        let event = match serde_json::from_str::<Value>(&data) {
-            Ok(value) => TransportEvent::Message(value),
-            Err(_) => TransportEvent::Garbage(truncate(&data, 200)),
-        };
+/// Forwards every message of an SSE body until it ends.
+async fn forward_sse(stream: &mut SseStream<Body>, events: &mpsc::Sender<TransportEvent>) {
+    while let Some(event) = next_message(stream).await {
         if events.send(event).await.is_err() {
             return;
         }
+    }
+}
+
+/// The next `data` payload of an SSE body, parsed; `None` once the body ends or fails.
+async fn next_message(stream: &mut SseStream<Body>) -> Option<TransportEvent> {
+    loop {
+        let event = stream.next().await?.ok()?;
+        let Some(data) = event.data.filter(|data| !data.is_empty()) else {
+            continue;
+        };
+        return Some(match serde_json::from_str::<Value>(&data) {
+            Ok(value) => TransportEvent::Message(value),
+            Err(_) => TransportEvent::Garbage(truncate(&data, 200)),
+        });
     }
 }

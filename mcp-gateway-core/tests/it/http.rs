@@ -1,6 +1,6 @@
 //! server-everything over Streamable HTTP and over the legacy HTTP+SSE transport.
 
-use mcp_gateway_core::{Era, Gateway, GatewayEvent, ListKind, ServerSpec};
+use mcp_gateway_core::{Era, Gateway, GatewayEvent, ListKind, RequestOptions, ServerSpec};
 use serde_json::json;
 
 use crate::support::{PeerProcess, eventually, first_text, free_port, next_matching, peer_bin};
@@ -25,6 +25,24 @@ async fn streamable_http_upstream_with_a_resource_added_at_run_time() {
         .await
         .expect("echo answers");
     assert_eq!(first_text(&echoed), "Echo: over http");
+
+    // Progress comes on the call's own SSE stream, before the answer, with the caller's token.
+    let (progress, mut seen) = tokio::sync::mpsc::channel(16);
+    let params = json!({
+        "name": "everything__trigger-long-running-operation",
+        "arguments": { "duration": 0.2, "steps": 2 },
+        "_meta": { "progressToken": "mine" },
+    });
+    let options = RequestOptions::default().with_progress(progress);
+    gateway
+        .forward_tool_call(params, &options)
+        .await
+        .expect("the long-running operation completes");
+    for step in 1..=2 {
+        let update = seen.try_recv().expect("progress before the answer");
+        assert_eq!(update["progressToken"], "mine", "{update}");
+        assert_eq!(update["progress"], step, "{update}");
+    }
 
     let mut events = gateway.subscribe();
     let generation = gateway.catalog().generation();
