@@ -29,8 +29,18 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:4101";
     about = "One MCP endpoint in front of many MCP servers"
 )]
 struct Cli {
+    /// Threads that run the gateway [default: half the available cores, at least one].
+    #[arg(long, global = true, env = "MCP_GATEWAY_WORKER_THREADS")]
+    worker_threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The default thread count: half the cores. The gateway forwards while its upstreams compute,
+/// usually on the same machine (stdio children always); at low concurrency a second thread
+/// mostly adds cross-thread wake-ups, which cost more than the forwarding itself (BENCHMARKS.md).
+fn default_worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1))
 }
 
 #[derive(Subcommand)]
@@ -76,7 +86,12 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let worker_threads = cli
+        .worker_threads
+        .unwrap_or_else(default_worker_threads)
+        .max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads)
         .enable_all()
         .build()?;
     runtime.block_on(run(cli.command))
