@@ -168,12 +168,7 @@ impl McpClient {
     pub async fn connect(endpoint: Endpoint, era: Era) -> Result<Self, ClientError> {
         let authority = HeaderValue::from_str(&endpoint.authority)
             .map_err(|_| ClientError::BadAnswer("the host is not a valid header".into()))?;
-        let meta = json!({
-            "io.modelcontextprotocol/protocolVersion": STATELESS_VERSION,
-            "io.modelcontextprotocol/clientCapabilities": {},
-            "io.modelcontextprotocol/clientInfo": { "name": "loadgen", "version": env!("CARGO_PKG_VERSION") },
-        })
-        .to_string();
+        let meta = stateless_meta();
         let mut client = Self {
             endpoint,
             era,
@@ -308,17 +303,7 @@ impl McpClient {
     }
 
     fn params_text(&self, params: &Value) -> Result<String, ClientError> {
-        let Value::Object(object) = params else {
-            return Err(ClientError::BadAnswer("params must be an object".into()));
-        };
-        let text = params.to_string();
-        if self.era == Era::Session {
-            return Ok(text);
-        }
-        // `{...}` + `"_meta":{...}`: splice the pre-serialised meta in before the closing brace.
-        let inner = &text[1..text.len() - 1];
-        let separator = if object.is_empty() { "" } else { "," };
-        Ok(format!(r#"{{{inner}{separator}"_meta":{}}}"#, self.meta))
+        params_text(params, self.era, &self.meta)
     }
 
     /// `initialize` + `notifications/initialized` (session era); a new session each time.
@@ -388,6 +373,31 @@ impl McpClient {
     }
 }
 
+/// The stateless era's `_meta` object, serialised.
+pub(crate) fn stateless_meta() -> String {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": STATELESS_VERSION,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": { "name": "loadgen", "version": env!("CARGO_PKG_VERSION") },
+    })
+    .to_string()
+}
+
+/// `params` as JSON text; in the stateless era with `meta` (pre-serialised) added as `_meta`.
+pub(crate) fn params_text(params: &Value, era: Era, meta: &str) -> Result<String, ClientError> {
+    let Value::Object(object) = params else {
+        return Err(ClientError::BadAnswer("params must be an object".into()));
+    };
+    let text = params.to_string();
+    if era == Era::Session {
+        return Ok(text);
+    }
+    // `{...}` + `"_meta":{...}`: splice the pre-serialised meta in before the closing brace.
+    let inner = &text[1..text.len() - 1];
+    let separator = if object.is_empty() { "" } else { "," };
+    Ok(format!(r#"{{{inner}{separator}"_meta":{meta}}}"#))
+}
+
 fn read_answer(answer: &Answer, id: u64) -> Result<Value, ClientError> {
     let event_stream = answer
         .content_type
@@ -423,7 +433,7 @@ fn is_response_to(message: &Value, id: u64) -> bool {
         && (message.get("result").is_some() || message.get("error").is_some())
 }
 
-fn outcome(mut message: Value) -> Result<Value, ClientError> {
+pub(crate) fn outcome(mut message: Value) -> Result<Value, ClientError> {
     if let Some(error) = message.get("error") {
         return Err(ClientError::Rpc {
             code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
@@ -483,7 +493,7 @@ fn quote(body: &[u8]) -> String {
     text[..end].to_owned()
 }
 
-fn preview(value: &Value) -> String {
+pub(crate) fn preview(value: &Value) -> String {
     quote(value.to_string().as_bytes())
 }
 

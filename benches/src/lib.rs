@@ -4,6 +4,7 @@
 //!   Streamable HTTP or stdio by the `bench-fixture` binary and in process by the micro-benchmarks.
 //! * [`client`] — a minimal Streamable HTTP MCP client over raw hyper (one keep-alive connection,
 //!   both protocol eras, JSON and SSE answers), used by the `loadgen` binary and the runner.
+//! * [`stdio_client`] — the same over a child's stdin/stdout, for stdio servers driven directly.
 //! * [`stats`] — latency histograms and the JSON report of one load run.
 //!
 //! Binaries: `bench-fixture`, `loadgen`, `bench-gateway` (the runner) and `memory_throughput`.
@@ -12,3 +13,4 @@
 pub mod client;
 pub mod fixture;
 pub mod stats;
+pub mod stdio_client;

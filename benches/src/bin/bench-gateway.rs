@@ -10,6 +10,9 @@
 //! What runs (all on loopback, every process a child of this one, all stopped at the end):
 //!
 //! * `bench-fixture --listen` — the HTTP upstream, also the "direct" target;
+//! * `bench-fixture --stdio` driven by `loadgen --stdio` ("direct-stdio"): the baseline of the
+//!   `gateway-stdio` rows, so that they compare the same stdio server with and without the
+//!   gateway;
 //! * `mcp-gateway serve` fronting that fixture over Streamable HTTP (`gateway-http`: the upstream
 //!   era is negotiated, which gives 2026-07-28), the same with the upstream pinned to the session
 //!   era (`gateway-http-session`), and one fronting
@@ -18,9 +21,10 @@
 //! * `loadgen`, once per measurement, in its own process.
 //!
 //! 1. **Throughput and latency**: for each era and each concurrency (1, 16, 64), `--rounds`
-//!    rounds of direct → each gateway in turn, each `--duration` seconds of `tools/call
-//!    echo` after `--warmup`. Ratios are taken per round (gateway over the direct run just
-//!    before it) and the median is reported, so drift in the machine's load cancels out.
+//!    rounds of direct → the two HTTP gateways → direct-stdio → gateway-stdio, each `--duration`
+//!    seconds of `tools/call echo` after `--warmup`. Ratios are taken per round (gateway over the
+//!    direct run of the same kind in that round) and the median is reported, so drift in the
+//!    machine's load cancels out.
 //! 2. **Session set-up rate**: `initialize` + `tools/list` per iteration, direct and gateway-http,
 //!    interleaved the same way.
 //! 3. **Peak RSS** (`VmHWM`) of both gateways after all of that.
@@ -184,32 +188,38 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
     )
     .await?;
     let gateway_stdio = start_gateway(&bin, &stdio_config, work.path(), "gateway-stdio", 2).await?;
+    let stdio_command = format!("{} --stdio", bin.fixture.display());
     let targets = [
-        ("direct", direct.as_str()),
-        ("gateway-http", gateway_http.url.as_str()),
-        ("gateway-http-session", gateway_session.url.as_str()),
-        ("gateway-stdio", gateway_stdio.url.as_str()),
+        ("direct", ["--url", direct.as_str()]),
+        ("gateway-http", ["--url", gateway_http.url.as_str()]),
+        (
+            "gateway-http-session",
+            ["--url", gateway_session.url.as_str()],
+        ),
+        ("direct-stdio", ["--stdio", stdio_command.as_str()]),
+        ("gateway-stdio", ["--url", gateway_stdio.url.as_str()]),
     ];
 
     let load_rounds = if cli.skip_load { 0 } else { cli.rounds };
     for &era in &cli.eras {
         for &concurrency in &cli.concurrency {
             for round in 1..=load_rounds {
-                for (label, url) in targets {
+                for (label, target) in &targets {
                     eprintln!("load: {era} c={concurrency} round {round}: {label}");
-                    let report = loadgen(&bin, &cli, url, era, "call", concurrency, label).await?;
+                    let report =
+                        loadgen(&bin, &cli, target, era, "call", concurrency, label).await?;
                     results.load.push(report);
                 }
             }
         }
     }
     for round in 1..=load_rounds {
-        for (label, url) in &targets[..3] {
+        for (label, target) in &targets[..3] {
             eprintln!("setup: round {round}: {label}");
             let report = loadgen(
                 &bin,
                 &cli,
-                url,
+                target,
                 Era::Session,
                 "setup",
                 cli.setup_concurrency,
@@ -411,17 +421,19 @@ async fn wait_ready(url: &str, tools: usize) -> Result<(), BoxError> {
     Err(format!("{url} not ready after {READY_TIMEOUT:?}: {last_error}").into())
 }
 
+/// Runs one `loadgen` against `target` (`--url URL` or `--stdio COMMAND`).
 async fn loadgen(
     bin: &Binaries,
     cli: &Cli,
-    url: &str,
+    target: &[&str],
     era: Era,
     mode: &str,
     concurrency: usize,
     label: &str,
 ) -> Result<Report, BoxError> {
     let output = Command::new(&bin.loadgen)
-        .args(["--url", url, "--mode", mode, "--label", label])
+        .args(target)
+        .args(["--mode", mode, "--label", label])
         .args(["--era", &era.to_string()])
         .args(["--concurrency", &concurrency.to_string()])
         .args(["--duration", &cli.duration.to_string()])
@@ -586,9 +598,9 @@ fn load_summary(cli: &Cli, results: &Results, out: &mut String, checks: &mut Vec
     );
     let _ = writeln!(
         out,
-        "| era | conc. | direct calls/s | direct p50 / p99 µs | target | calls/s (× direct) | p50 µs (Δ direct) | p99 µs (× direct) | errors |"
+        "| era | conc. | direct | direct calls/s | direct p50 / p99 µs | target | calls/s (× direct) | p50 µs (Δ direct) | p99 µs (× direct) | errors |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---|---:|---:|---|---:|---:|---:|---:|");
     for &era in &cli.eras {
         for &concurrency in &cli.concurrency {
             let runs = |label: &str| -> Vec<&Report> {
@@ -598,13 +610,18 @@ fn load_summary(cli: &Cli, results: &Results, out: &mut String, checks: &mut Vec
                     .filter(|r| r.era == era && r.concurrency == concurrency && r.label == label)
                     .collect()
             };
-            let direct = runs("direct");
             let figure = |runs: &[&Report], pick: fn(&Report) -> f64| {
                 median(&runs.iter().map(|r| pick(r)).collect::<Vec<_>>())
             };
-            for label in ["gateway-http", "gateway-http-session", "gateway-stdio"] {
+            for (label, baseline) in [
+                ("gateway-http", "direct"),
+                ("gateway-http-session", "direct"),
+                ("gateway-stdio", "direct-stdio"),
+                ("gateway-stdio", "direct"),
+            ] {
                 let gateway = runs(label);
-                if gateway.is_empty() {
+                let direct = runs(baseline);
+                if gateway.is_empty() || direct.is_empty() {
                     continue;
                 }
                 let paired = |pick: fn(&Report) -> f64, ratio: bool| {
@@ -627,7 +644,7 @@ fn load_summary(cli: &Cli, results: &Results, out: &mut String, checks: &mut Vec
                 let errors: u64 = gateway.iter().map(|r| r.errors).sum();
                 let _ = writeln!(
                     out,
-                    "| {era} | {concurrency} | {:.0} | {:.0} / {:.0} | {label} | {:.0} ({throughput_ratio:.2}×) | {:.0} ({p50_delta:+.0}) | {:.0} ({p99_ratio:.2}×) | {errors} |",
+                    "| {era} | {concurrency} | {baseline} | {:.0} | {:.0} / {:.0} | {label} | {:.0} ({throughput_ratio:.2}×) | {:.0} ({p50_delta:+.0}) | {:.0} ({p99_ratio:.2}×) | {errors} |",
                     figure(&direct, |r| r.throughput),
                     figure(&direct, |r| r.p50_us),
                     figure(&direct, |r| r.p99_us),
@@ -635,20 +652,25 @@ fn load_summary(cli: &Cli, results: &Results, out: &mut String, checks: &mut Vec
                     figure(&gateway, |r| r.p50_us),
                     figure(&gateway, |r| r.p99_us),
                 );
+                // The stdio gateway against the HTTP server is shown, not judged: it compares two
+                // different upstream servers as much as it measures the gateway.
+                if label == "gateway-stdio" && baseline == "direct" {
+                    continue;
+                }
                 if concurrency == 1 {
                     checks.push(check(
-                        format!("{era} c=1 {label}: p50 ≤ direct + 100 µs"),
+                        format!("{era} c=1 {label}: p50 ≤ {baseline} + 100 µs"),
                         format!("{p50_delta:+.0} µs"),
                         p50_delta <= 100.0,
                     ));
                     checks.push(check(
-                        format!("{era} c=1 {label}: p99 ≤ 2× direct"),
+                        format!("{era} c=1 {label}: p99 ≤ 2× {baseline}"),
                         format!("{p99_ratio:.2}×"),
                         p99_ratio <= 2.0,
                     ));
                 } else {
                     checks.push(check(
-                        format!("{era} c={concurrency} {label}: throughput ≥ 0.5× direct"),
+                        format!("{era} c={concurrency} {label}: throughput ≥ 0.5× {baseline}"),
                         format!("{throughput_ratio:.2}×"),
                         throughput_ratio >= 0.5,
                     ));

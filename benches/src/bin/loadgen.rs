@@ -1,14 +1,16 @@
-//! `loadgen`: drives a Streamable HTTP MCP endpoint at a fixed concurrency and prints one JSON
-//! report (calls, errors, throughput, p50/p90/p99/max latency).
+//! `loadgen`: drives a Streamable HTTP MCP endpoint (or a stdio MCP server it starts) at a fixed
+//! concurrency and prints one JSON report (calls, errors, throughput, p50/p90/p99/max latency).
 //!
 //! ```sh
 //! loadgen --url http://127.0.0.1:4101/mcp --concurrency 16 --duration 5
 //! loadgen --url http://127.0.0.1:4101/mcp --era stateless --count 100000
 //! loadgen --url http://127.0.0.1:4101/mcp --mode setup --concurrency 4 --duration 3
+//! loadgen --stdio "target/release/bench-fixture --stdio" --era stateless --concurrency 16
 //! ```
 //!
 //! Each worker owns one keep-alive HTTP/1.1 connection (raw hyper) and, in the session era, one
-//! MCP session opened before the clock starts. Modes:
+//! MCP session opened before the clock starts. With `--stdio` every worker shares the one child,
+//! its requests multiplexed by id, as a gateway's stdio upstream is. Modes:
 //!
 //! * `call` — `tools/call` of `--tool` (default `echo {message}`) in a loop;
 //! * `setup` — session set-up: `initialize` + `notifications/initialized` + `tools/list` timed as
@@ -23,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use benches::client::{ClientError, Endpoint, Era, McpClient};
 use benches::stats::{Report, histogram, record};
+use benches::stdio_client::StdioClient;
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
@@ -42,8 +45,11 @@ enum Mode {
 #[command(about)]
 struct Cli {
     /// The MCP endpoint, `http://HOST:PORT/PATH`.
+    #[arg(long, required_unless_present = "stdio", conflicts_with = "stdio")]
+    url: Option<String>,
+    /// A stdio MCP server to start and drive directly: the command line, split on whitespace.
     #[arg(long)]
-    url: String,
+    stdio: Option<String>,
     /// Protocol era.
     #[arg(long, value_enum, default_value_t = Era::Session)]
     era: Era,
@@ -85,9 +91,16 @@ struct WorkerResult {
     finished: Instant,
 }
 
+/// What a worker talks to.
+enum Target {
+    /// Its own connection to an HTTP endpoint.
+    Http(Box<McpClient>),
+    /// The stdio child every worker shares.
+    Stdio(Arc<StdioClient>),
+}
+
 /// Settings every worker shares.
 struct Plan {
-    endpoint: Endpoint,
     era: Era,
     mode: Mode,
     tool: String,
@@ -106,8 +119,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if cli.concurrency == 0 {
         return Err("--concurrency must be at least 1".into());
     }
-    if cli.mode == Mode::Setup && cli.era != Era::Session {
-        return Err("--mode setup measures session set-up: use --era session".into());
+    if cli.mode == Mode::Setup && (cli.era != Era::Session || cli.stdio.is_some()) {
+        return Err(
+            "--mode setup measures HTTP session set-up: use --url and --era session".into(),
+        );
     }
     let arguments = match &cli.arguments {
         Some(text) => serde_json::from_str(text)?,
@@ -115,7 +130,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let count = cli.count.map(|c| i64::try_from(c).unwrap_or(i64::MAX));
     let plan = Arc::new(Plan {
-        endpoint: Endpoint::parse(&cli.url)?,
         era: cli.era,
         mode: cli.mode,
         tool: cli.tool.clone(),
@@ -140,11 +154,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 async fn run(cli: &Cli, plan: Arc<Plan>) -> Result<Report, Box<dyn std::error::Error>> {
     // Connect every worker before the clock starts; a failed connection fails the run.
     let mut clients = Vec::with_capacity(cli.concurrency);
-    for _ in 0..cli.concurrency {
-        let client = McpClient::connect(plan.endpoint.clone(), plan.era)
+    if let Some(command) = &cli.stdio {
+        let command: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
+        let child = StdioClient::spawn(&command, plan.era)
             .await
-            .map_err(|err| format!("connecting to {}: {err}", cli.url))?;
-        clients.push(client);
+            .map_err(|err| format!("starting {command:?}: {err}"))?;
+        let child = Arc::new(child);
+        clients.extend((0..cli.concurrency).map(|_| Target::Stdio(child.clone())));
+    }
+    if let Some(url) = &cli.url {
+        let endpoint = Endpoint::parse(url)?;
+        for _ in 0..cli.concurrency {
+            let client = McpClient::connect(endpoint.clone(), plan.era)
+                .await
+                .map_err(|err| format!("connecting to {url}: {err}"))?;
+            clients.push(Target::Http(Box::new(client)));
+        }
     }
     let workers: Vec<_> = clients
         .into_iter()
@@ -179,7 +204,7 @@ async fn run(cli: &Cli, plan: Arc<Plan>) -> Result<Report, Box<dyn std::error::E
     ))
 }
 
-async fn worker(mut client: McpClient, plan: Arc<Plan>) -> WorkerResult {
+async fn worker(mut client: Target, plan: Arc<Plan>) -> WorkerResult {
     plan.start.wait().await;
     let measured_from = Instant::now() + plan.warmup;
     let deadline = plan.window.map(|window| measured_from + window);
@@ -190,7 +215,7 @@ async fn worker(mut client: McpClient, plan: Arc<Plan>) -> WorkerResult {
         finished: measured_from,
     };
     // Set-up iterations open their own sessions: drop the one `connect` opened.
-    if plan.mode == Mode::Setup {
+    if let (Mode::Setup, Target::Http(client)) = (plan.mode, &mut client) {
         let _ = client.close_session().await;
     }
     // Warm-up: same work, not recorded.
@@ -217,29 +242,35 @@ async fn worker(mut client: McpClient, plan: Arc<Plan>) -> WorkerResult {
         result.finished = ended;
         clean_up(&mut client, &plan).await;
     }
-    if plan.era == Era::Session {
+    if let (Era::Session, Target::Http(client)) = (plan.era, &mut client) {
         let _ = client.close_session().await;
     }
     result
 }
 
 /// After a set-up iteration, ends its session (untimed).
-async fn clean_up(client: &mut McpClient, plan: &Plan) {
-    if plan.mode == Mode::Setup {
+async fn clean_up(client: &mut Target, plan: &Plan) {
+    if let (Mode::Setup, Target::Http(client)) = (plan.mode, client) {
         let _ = client.close_session().await;
     }
 }
 
-async fn operation(client: &mut McpClient, plan: &Plan) -> Result<(), ClientError> {
-    match plan.mode {
-        Mode::Call => client
+async fn operation(client: &mut Target, plan: &Plan) -> Result<(), ClientError> {
+    match (plan.mode, client) {
+        (Mode::Call, Target::Http(client)) => client
             .call_tool(&plan.tool, &plan.arguments)
             .await
             .map(drop),
-        Mode::Setup => {
+        (Mode::Call, Target::Stdio(child)) => {
+            child.call_tool(&plan.tool, &plan.arguments).await.map(drop)
+        }
+        (Mode::Setup, Target::Http(client)) => {
             client.initialize().await?;
             client.list_tools().await?;
             Ok(())
         }
+        (Mode::Setup, Target::Stdio(_)) => Err(ClientError::BadAnswer(
+            "set-up mode needs an HTTP endpoint".into(),
+        )),
     }
 }
