@@ -486,7 +486,7 @@ impl McpServer {
             .get(offset..end)
             .unwrap_or_default()
             .iter()
-            .map(|entry| entry.definition.clone())
+            .map(|entry| Value::clone(&entry.definition))
             .collect();
         let mut result = Map::new();
         result.insert(key.into(), Value::Array(page));

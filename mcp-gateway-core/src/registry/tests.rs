@@ -132,3 +132,35 @@ fn resources_route_by_uri_then_by_the_longest_template_prefix() {
     );
     assert_eq!(catalog.resource_owner("memory://graph"), None);
 }
+
+#[test]
+fn a_change_rebuilds_only_the_changed_servers_definitions() {
+    let registry = DefaultRegistry::default();
+    registry.set_server(&id("a"), "a", tools(&["search"]));
+    registry.set_server(&id("b"), "b", tools(&["fetch"]));
+    let before = registry.catalog();
+    registry.set_server(&id("b"), "b", tools(&["fetch", "store"]));
+    let after = registry.catalog();
+    let definition = |catalog: &Catalog, name: &str| {
+        catalog
+            .tool(name)
+            .map(|entry| entry.definition.clone())
+            .expect("listed")
+    };
+    // The unchanged server's definition is shared, not copied; the changed server's is new.
+    assert!(Arc::ptr_eq(
+        &definition(&before, "a__search"),
+        &definition(&after, "a__search")
+    ));
+    assert!(!Arc::ptr_eq(
+        &definition(&before, "b__fetch"),
+        &definition(&after, "b__fetch")
+    ));
+    assert_eq!(exposed(&after), ["a__search", "b__fetch", "b__store"]);
+    // A new prefix renames every entry of that server.
+    registry.set_server(&id("a"), "alpha", tools(&["search"]));
+    assert_eq!(
+        exposed(&registry.catalog()),
+        ["alpha__search", "b__fetch", "b__store"]
+    );
+}
