@@ -165,44 +165,114 @@ fn initialize(state: &AppState, message: &Value) -> Response {
     }
 }
 
-/// Runs the message in a task and streams what it produces, then its answer, as SSE, unless the
-/// answer is the first thing it produces and comes within [`JSON_ANSWER_WINDOW`]: then it is sent
-/// as JSON. A stateless client that goes away cancels the work; in the session era a disconnect
-/// is not a cancellation.
+/// Runs a call and answers with JSON when its answer is the first thing it produces and comes
+/// within [`JSON_ANSWER_WINDOW`]; otherwise streams what it produces, then its answer, as SSE.
+/// The call runs inside this handler until it needs a stream (no task, no channel hop for the
+/// common quick call), then moves to a task of its own. A stateless client that goes away cancels
+/// the call; in the session era a disconnect is not a cancellation, and the call goes on.
 async fn answer_or_stream(state: &AppState, caller: Caller, message: Value) -> Response {
     let stateless = matches!(caller, Caller::Stateless);
     let (stream, mut receiver) = mpsc::channel(STREAM_CAPACITY);
-    let cancel = CancellationToken::new();
+    let answers = stream.clone();
     let server = state.server.clone();
-    let work_cancel = cancel.clone();
-    tokio::spawn(async move {
-        let work = server.handle(&caller, message, Some(stream.clone()));
-        let reply = if stateless {
-            tokio::select! {
-                reply = work => reply,
-                _ = work_cancel.cancelled() => None,
-            }
-        } else {
-            work.await
-        };
-        if let Some(reply) = reply {
-            let _ = stream.send(reply).await;
-        }
-    });
-    // Dropped with the response body, or here if the client leaves before the answer.
-    let guard = cancel.drop_guard();
-    let first = match tokio::time::timeout(JSON_ANSWER_WINDOW, receiver.recv()).await {
-        // Only the answer has no `method`; anything else means the rest may follow.
-        Ok(Some(reply)) if reply.get("method").is_none() => {
-            return (answer_status(&reply, stateless), axum::Json(reply)).into_response();
-        }
-        Ok(None) => return StatusCode::ACCEPTED.into_response(),
-        Ok(Some(message)) => Some(message),
-        Err(_) => None,
+    let mut call = Call {
+        work: Some(Box::pin(async move {
+            server.handle(&caller, message, Some(stream)).await
+        })),
+        detach_on_drop: !stateless,
     };
-    let events = futures::stream::iter(first.map(event)).chain(message_events(receiver, guard));
+    let window = tokio::time::sleep(JSON_ANSWER_WINDOW);
+    let first = tokio::select! {
+        biased;
+        reply = std::future::poll_fn(|cx| call.poll_work(cx)) => {
+            call.work = None;
+            drop(answers);
+            return finished(state, reply, receiver, stateless);
+        }
+        first = receiver.recv() => first,
+        () = window => None,
+    };
+    // It needs a stream: the call goes on in a task, and its answer joins what it produced.
+    let cancel = CancellationToken::new();
+    if let Some(work) = call.work.take() {
+        let work_cancel = cancel.clone();
+        tokio::spawn(async move {
+            let reply = if stateless {
+                tokio::select! {
+                    reply = work => reply,
+                    _ = work_cancel.cancelled() => None,
+                }
+            } else {
+                work.await
+            };
+            if let Some(reply) = reply {
+                let _ = answers.send(reply).await;
+            }
+        });
+    }
+    let events = futures::stream::iter(first.map(event))
+        .chain(message_events(receiver, cancel.drop_guard()));
+    sse_response(events, state.config.sse_keep_alive)
+}
+
+/// The answer to a call that ended inside the JSON window: JSON, or SSE if it produced messages
+/// (progress, logs) before its answer.
+fn finished(
+    state: &AppState,
+    reply: Option<Value>,
+    mut produced: mpsc::Receiver<Value>,
+    stateless: bool,
+) -> Response {
+    let Some(reply) = reply else {
+        return StatusCode::ACCEPTED.into_response();
+    };
+    match produced.try_recv() {
+        Err(_) => (answer_status(&reply, stateless), axum::Json(reply)).into_response(),
+        Ok(first) => {
+            let events = futures::stream::iter([first])
+                .chain(futures::stream::unfold(
+                    produced,
+                    |mut produced| async move { Some((produced.recv().await?, produced)) },
+                ))
+                .chain(futures::stream::iter([reply]))
+                .map(event);
+            sse_response(events, state.config.sse_keep_alive)
+        }
+    }
+}
+
+/// A call being answered. If its handler is dropped before the call ends (the client left), a
+/// session-era call goes on in a task of its own and a stateless one ends with it.
+struct Call {
+    work: Option<futures::future::BoxFuture<'static, Option<Value>>>,
+    detach_on_drop: bool,
+}
+
+impl Call {
+    fn poll_work(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Value>> {
+        match self.work.as_mut() {
+            Some(work) => work.as_mut().poll(cx),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if let (Some(work), true) = (self.work.take(), self.detach_on_drop)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(work);
+        }
+    }
+}
+
+fn sse_response(
+    events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
+    keep_alive: Duration,
+) -> Response {
     Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(state.config.sse_keep_alive))
+        .keep_alive(KeepAlive::new().interval(keep_alive))
         .into_response()
 }
 
@@ -212,9 +282,7 @@ pub(crate) fn sse(
     guard: DropGuard,
     keep_alive: Duration,
 ) -> Response {
-    Sse::new(message_events(receiver, guard))
-        .keep_alive(KeepAlive::new().interval(keep_alive))
-        .into_response()
+    sse_response(message_events(receiver, guard), keep_alive)
 }
 
 fn message_events(

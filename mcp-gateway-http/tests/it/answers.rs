@@ -72,6 +72,21 @@ async fn quick_calls_answer_json_and_the_others_stream() {
     assert!(progress < answer, "{body}");
     assert!(body.contains("\"progressToken\":\"mine\""), "{body}");
 
+    // The same, quick enough to end inside the JSON window: still a stream, progress first.
+    let quick_progress = json!({ "jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": { "name": "everything__trigger-long-running-operation",
+            "arguments": { "duration": 0.02, "steps": 2 }, "_meta": { "progressToken": 9 } } });
+    let (content_type, body) = call(&client, &url, &session, quick_progress).await;
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    let progress = body
+        .find("notifications/progress")
+        .expect("progress on the stream");
+    let answer = body.find("\"id\":5").expect("the answer on the stream");
+    assert!(progress < answer, "{body}");
+
     // Nothing to stream, but slower than the JSON window: the headers go first, then the answer.
     let slow = json!({ "jsonrpc": "2.0", "id": 4, "method": "tools/call",
         "params": { "name": "everything__trigger-long-running-operation",
