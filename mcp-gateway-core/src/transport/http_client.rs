@@ -5,7 +5,7 @@
 //! needs), so upstreams are reached through `hyper_util`'s client with rustls and the platform's
 //! certificate verifier. reqwest remains for the one thing it adds that a gateway must keep: an
 //! upstream that the `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` environment routes through a proxy is
-//! reached through reqwest, which speaks to proxies.
+//! reached through reqwest, set up with exactly the proxy (and credentials) that decided it.
 
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use hyper::{Method, Request, Response, Uri};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 use hyper_util::rt::TokioExecutor;
 
 use super::MAX_MESSAGE_BYTES;
@@ -48,18 +48,22 @@ impl HttpClient {
         spec: &HttpSpec,
         connect_timeout: Duration,
     ) -> Result<Self, Error> {
+        Self::with_proxies(server, spec, connect_timeout, &Matcher::from_env())
+    }
+
+    /// Builds the client for `spec.url`, through the proxy `proxies` names for it, if any.
+    fn with_proxies(
+        server: &ServerId,
+        spec: &HttpSpec,
+        connect_timeout: Duration,
+        proxies: &Matcher,
+    ) -> Result<Self, Error> {
         let headers = spec_headers(server, spec)?;
         let uri = parse_uri(server, &spec.url)?;
-        let route = if Matcher::from_env().intercept(&uri).is_some() {
-            Route::Proxied(
-                reqwest::Client::builder()
-                    .connect_timeout(connect_timeout)
-                    .tcp_nodelay(true)
-                    .build()
-                    .map_err(|err| {
-                        Error::transport_caused(server, "could not build the HTTP client", err)
-                    })?,
-            )
+        let route = if let Some(proxy) = proxies.intercept(&uri) {
+            Route::Proxied(proxied_client(&proxy, connect_timeout).map_err(|err| {
+                Error::transport_caused(server, "could not build the HTTP client", err)
+            })?)
         } else {
             let tls = HttpsConnectorBuilder::new()
                 .try_with_platform_verifier()
@@ -111,6 +115,24 @@ impl HttpClient {
     }
 }
 
+/// A reqwest client that goes through `proxy`, with the proxy's credentials if it has any.
+fn proxied_client(
+    proxy: &Intercept,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let mut via = reqwest::Proxy::all(proxy.uri().to_string())?;
+    if let Some(auth) = proxy.basic_auth() {
+        via = via.custom_http_auth(auth.clone());
+    } else if let Some((user, password)) = proxy.raw_auth() {
+        via = via.basic_auth(user, password);
+    }
+    reqwest::Client::builder()
+        .proxy(via)
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .build()
+}
+
 /// Parses an upstream URL for hyper.
 pub(crate) fn parse_uri(server: &ServerId, url: &str) -> Result<Uri, Error> {
     url.parse()
@@ -160,4 +182,88 @@ pub(crate) fn is_connect_error(err: &(dyn std::error::Error + Send + Sync + 'sta
     }
     err.downcast_ref::<reqwest::Error>()
         .is_some_and(reqwest::Error::is_connect)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::{OriginalUri, State};
+
+    use super::*;
+
+    fn spec(url: &str) -> HttpSpec {
+        HttpSpec {
+            url: url.into(),
+            headers: Default::default(),
+        }
+    }
+
+    fn server() -> ServerId {
+        ServerId::new("upstream").expect("valid id")
+    }
+
+    /// A forward proxy that answers every request itself and records the URI it was asked for.
+    async fn recording_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let app = axum::Router::new()
+            .fallback(
+                |State(seen): State<Arc<Mutex<Vec<String>>>>, OriginalUri(uri): OriginalUri| async move {
+                    if let Ok(mut seen) = seen.lock() {
+                        seen.push(uri.to_string());
+                    }
+                    "through the proxy"
+                },
+            )
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{address}"), seen)
+    }
+
+    #[tokio::test]
+    async fn an_upstream_the_proxy_settings_name_is_reached_through_the_proxy() {
+        let (proxy, seen) = recording_proxy().await;
+        let proxies = Matcher::builder().http(proxy).build();
+        let url = "http://upstream.invalid/mcp";
+        let client =
+            HttpClient::with_proxies(&server(), &spec(url), Duration::from_secs(5), &proxies)
+                .expect("client");
+        let response = client
+            .send(
+                Method::POST,
+                &url.parse().expect("uri"),
+                HeaderMap::new(),
+                Bytes::new(),
+            )
+            .await
+            .expect("the proxy answers");
+        let body = read_limited(response.into_body()).await.expect("body");
+        assert_eq!(&body[..], b"through the proxy");
+        assert_eq!(*seen.lock().expect("lock"), [url]);
+    }
+
+    #[tokio::test]
+    async fn without_a_proxy_a_refused_connection_is_a_connect_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
+        drop(listener);
+        let proxies = Matcher::builder().build();
+        let client =
+            HttpClient::with_proxies(&server(), &spec(&url), Duration::from_secs(5), &proxies)
+                .expect("client");
+        let err = client
+            .send(
+                Method::POST,
+                &url.parse().expect("uri"),
+                HeaderMap::new(),
+                Bytes::new(),
+            )
+            .await
+            .expect_err("nothing listens");
+        assert!(is_connect_error(err.as_ref()), "{err}");
+    }
 }
