@@ -628,18 +628,18 @@ impl Gateway {
             server: entry.server.clone(),
             tool: exposed.clone(),
         });
-        let started = Instant::now();
+        let mut finished = CallFinished {
+            events: &self.inner.events,
+            server: &entry.server,
+            tool: exposed,
+            started: Instant::now(),
+            outcome: None,
+        };
         let result = upstream.request("tools/call", Some(params), options).await;
-        let outcome = match &result {
+        finished.outcome = Some(match &result {
             Ok(result) if result["isError"] == Value::Bool(true) => CallOutcome::ToolError,
             Ok(_) => CallOutcome::Ok,
             Err(err) => CallOutcome::Failed(err.to_string()),
-        };
-        self.inner.events.emit(GatewayEvent::ToolCallFinished {
-            server: entry.server.clone(),
-            tool: exposed,
-            duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            outcome,
         });
         result
     }
@@ -852,4 +852,30 @@ async fn list_all(upstream: &Upstream, method: &str, key: &str) -> Result<Vec<Va
         upstream.server(),
         format!("`{method}` still had more pages after {MAX_LIST_PAGES}"),
     ))
+}
+
+/// Emits `ToolCallFinished` when dropped, so that a call whose caller gave up (a stateless
+/// client that disconnected, a dropped future) still ends in the event stream.
+struct CallFinished<'a> {
+    events: &'a EventBus,
+    server: &'a ServerId,
+    tool: String,
+    started: Instant,
+    /// `None` until the call ends by itself.
+    outcome: Option<CallOutcome>,
+}
+
+impl Drop for CallFinished<'_> {
+    fn drop(&mut self) {
+        let outcome = self
+            .outcome
+            .take()
+            .unwrap_or_else(|| CallOutcome::Failed("the caller cancelled the call".into()));
+        self.events.emit(GatewayEvent::ToolCallFinished {
+            server: self.server.clone(),
+            tool: std::mem::take(&mut self.tool),
+            duration_us: u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            outcome,
+        });
+    }
 }

@@ -1,6 +1,10 @@
-//! How a session-era call is answered: plain JSON when the answer is quick and nothing comes
-//! before it, an SSE stream when progress comes first or the call takes longer.
+//! How a call is answered: plain JSON when the answer is quick and nothing comes before it, an
+//! SSE stream when progress comes first or the call takes longer; and what happens to a call
+//! whose client leaves before its answer.
 
+use std::time::Duration;
+
+use mcp_gateway_core::{CallOutcome, EventSubscription, GatewayEvent};
 use serde_json::{Value, json};
 
 use crate::support::{DEADLINE, RunningGateway, everything};
@@ -99,6 +103,90 @@ async fn quick_calls_answer_json_and_the_others_stream() {
     assert!(
         body.contains("\"id\":4") && body.contains("result"),
         "{body}"
+    );
+    gateway.stop().await;
+}
+
+/// Waits for the `ToolCallFinished` of `tool` and returns how it ended.
+async fn finished(events: &mut EventSubscription, tool: &str) -> CallOutcome {
+    tokio::time::timeout(DEADLINE, async {
+        while let Some(envelope) = events.recv().await {
+            if let GatewayEvent::ToolCallFinished {
+                tool: name,
+                outcome,
+                ..
+            } = &envelope.event
+                && name == tool
+            {
+                return Some(outcome.clone());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .expect("the call ends in the event stream")
+}
+
+/// A client that leaves before the answer: in the session era the call goes on (a disconnect is
+/// not a cancellation); a stateless call is cancelled, and either way the event stream ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_call_outlives_its_client_and_a_stateless_one_does_not() {
+    let gateway = RunningGateway::start(vec![everything()]).await;
+    let url = format!("{}/mcp", gateway.url);
+    let client = reqwest::Client::new();
+    let tool = "everything__trigger-long-running-operation";
+    let initialize = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "test", "version": "1" } } });
+    let response = client
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .expect("initialize");
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let mut events = gateway.gateway.subscribe();
+
+    // Gone after 30 ms, inside the window in which the call runs in the request handler.
+    let call = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": { "name": tool, "arguments": { "duration": 0.3, "steps": 1 } } });
+    let left = client
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .json(&call)
+        .timeout(Duration::from_millis(30))
+        .send()
+        .await;
+    assert!(left.is_err(), "the client gave up first");
+    assert_eq!(finished(&mut events, tool).await, CallOutcome::Ok);
+
+    let stateless = json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": tool, "arguments": { "duration": 0.3, "steps": 1 },
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "progressToken": "p",
+        } } });
+    let left = client
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .json(&stateless)
+        .timeout(Duration::from_millis(30))
+        .send()
+        .await;
+    assert!(left.is_err(), "the client gave up first");
+    assert!(
+        matches!(finished(&mut events, tool).await, CallOutcome::Failed(ref why) if why.contains("cancelled")),
+        "a stateless call ends with its client"
     );
     gateway.stop().await;
 }
