@@ -229,13 +229,11 @@ fn finished(
     match produced.try_recv() {
         Err(_) => (answer_status(&reply, stateless), axum::Json(reply)).into_response(),
         Ok(first) => {
-            let events = futures::stream::iter([first])
-                .chain(futures::stream::unfold(
-                    produced,
-                    |mut produced| async move { Some((produced.recv().await?, produced)) },
-                ))
-                .chain(futures::stream::iter([reply]))
-                .map(event);
+            // Nothing is left to cancel: the call has ended.
+            let rest = message_events(produced, CancellationToken::new().drop_guard());
+            let events = futures::stream::iter([event(first)])
+                .chain(rest)
+                .chain(futures::stream::iter([event(reply)]));
             sse_response(events, state.config.sse_keep_alive)
         }
     }

@@ -203,6 +203,13 @@ mod tests {
         ServerId::new("upstream").expect("valid id")
     }
 
+    async fn post(client: &HttpClient, url: &str) -> Result<Response<Body>, BoxError> {
+        let uri = url.parse().expect("uri");
+        client
+            .send(Method::POST, &uri, HeaderMap::new(), Bytes::new())
+            .await
+    }
+
     /// A forward proxy that answers every request itself and records the URI it was asked for.
     async fn recording_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
         let seen: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -232,15 +239,7 @@ mod tests {
         let client =
             HttpClient::with_proxies(&server(), &spec(url), Duration::from_secs(5), &proxies)
                 .expect("client");
-        let response = client
-            .send(
-                Method::POST,
-                &url.parse().expect("uri"),
-                HeaderMap::new(),
-                Bytes::new(),
-            )
-            .await
-            .expect("the proxy answers");
+        let response = post(&client, url).await.expect("the proxy answers");
         let body = read_limited(response.into_body()).await.expect("body");
         assert_eq!(&body[..], b"through the proxy");
         assert_eq!(*seen.lock().expect("lock"), [url]);
@@ -255,15 +254,7 @@ mod tests {
         let client =
             HttpClient::with_proxies(&server(), &spec(&url), Duration::from_secs(5), &proxies)
                 .expect("client");
-        let err = client
-            .send(
-                Method::POST,
-                &url.parse().expect("uri"),
-                HeaderMap::new(),
-                Bytes::new(),
-            )
-            .await
-            .expect_err("nothing listens");
+        let err = post(&client, &url).await.expect_err("nothing listens");
         assert!(is_connect_error(err.as_ref()), "{err}");
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use mcp_gateway_core::{CallOutcome, EventSubscription, GatewayEvent};
 use serde_json::{Value, json};
 
-use crate::support::{DEADLINE, RunningGateway, everything};
+use crate::support::{DEADLINE, RunningGateway, everything, open_session};
 
 /// POSTs one message in `session`; returns the content type and the body's text.
 async fn call(
@@ -38,19 +38,7 @@ async fn quick_calls_answer_json_and_the_others_stream() {
     let gateway = RunningGateway::start(vec![everything()]).await;
     let url = format!("{}/mcp", gateway.url);
     let client = reqwest::Client::new();
-    let initialize = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "test", "version": "1" } } });
-    let response = client
-        .post(&url)
-        .header("accept", "application/json, text/event-stream")
-        .json(&initialize)
-        .send()
-        .await
-        .expect("initialize");
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
+    let session = open_session(&client, &url).await;
 
     let echo = json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call",
         "params": { "name": "everything__echo", "arguments": { "message": "quick" } } });
@@ -137,19 +125,7 @@ async fn a_session_call_outlives_its_client_and_a_stateless_one_does_not() {
     let url = format!("{}/mcp", gateway.url);
     let client = reqwest::Client::new();
     let tool = "everything__trigger-long-running-operation";
-    let initialize = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "test", "version": "1" } } });
-    let response = client
-        .post(&url)
-        .header("accept", "application/json, text/event-stream")
-        .json(&initialize)
-        .send()
-        .await
-        .expect("initialize");
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
+    let session = open_session(&client, &url).await;
     let mut events = gateway.gateway.subscribe();
 
     // Gone after 30 ms, inside the window in which the call runs in the request handler.

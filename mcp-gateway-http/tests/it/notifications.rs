@@ -6,26 +6,14 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::support::{DEADLINE, RunningGateway, everything};
+use crate::support::{DEADLINE, RunningGateway, everything, open_session};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adding_an_upstream_notifies_open_sessions() {
     let gateway = RunningGateway::start(Vec::new()).await;
     let url = format!("{}/mcp", gateway.url);
     let client = reqwest::Client::new();
-    let initialize = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "test", "version": "1" } } });
-    let response = client
-        .post(&url)
-        .header("accept", "application/json, text/event-stream")
-        .json(&initialize)
-        .send()
-        .await
-        .expect("initialize");
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
+    let session = open_session(&client, &url).await;
     let stream = client
         .get(&url)
         .header("accept", "text/event-stream")

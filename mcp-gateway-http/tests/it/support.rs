@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mcp_gateway_core::{DownstreamConfig, Gateway, McpServer, ServerSpec};
 use mcp_gateway_http::HttpConfig;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 /// Deadline of any single wait in these tests.
@@ -135,4 +135,21 @@ pub async fn inspector(target: &[&str], method_args: &[&str]) -> Value {
     let (code, stdout, stderr) = run(&inspector, &args).await;
     assert_eq!(code, 0, "inspector {args:?} failed:\n{stdout}\n{stderr}");
     serde_json::from_str(stdout.trim()).unwrap_or_else(|err| panic!("bad output {stdout}: {err}"))
+}
+
+/// Opens a session-era session on `url` (`initialize`, 2025-11-25) and returns its id.
+pub async fn open_session(client: &reqwest::Client, url: &str) -> String {
+    let initialize = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "test", "version": "1" } } });
+    let response = client
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .expect("initialize");
+    response.headers()["mcp-session-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned()
 }
