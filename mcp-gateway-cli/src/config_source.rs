@@ -1,23 +1,22 @@
-//! The config file as a discovery source with hot reload: a debounced file watch reports edits,
-//! the gateway re-reads the file and restarts only the servers that were added, removed or
+//! The config file as a discovery source with hot reload: a file watch reports edits (never mere
+//! reads), the gateway re-reads the file and restarts only the servers that were added, removed or
 //! changed. An edit that does not parse is reported (a `discovery_failed` event naming the file,
 //! key and problem) and the running set is kept.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use mcp_gateway_core::{BoxError, DiscoverySource, ServerSpec};
-use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
+use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::config;
 
-/// Edits closer together than this are read once (editors write a file in several steps).
-const DEBOUNCE: Duration = Duration::from_millis(250);
 /// A file is read only once two reads this far apart agree, so a file being written in place
-/// (truncated, then filled) is never taken for an empty server set.
+/// (truncated, then filled) is never taken for an empty server set, and an editor's save in
+/// several steps is read once.
 const SETTLE: Duration = Duration::from_millis(100);
 /// How many unequal reads are tolerated before the latest one is used anyway.
 const SETTLE_ATTEMPTS: usize = 20;
@@ -27,8 +26,8 @@ pub struct ConfigFileSource {
     name: String,
     path: PathBuf,
     edits: Mutex<mpsc::Receiver<()>>,
-    /// Dropping the debouncer stops the watch.
-    _watch: Debouncer<RecommendedWatcher>,
+    /// Dropping the watcher stops the watch.
+    _watch: RecommendedWatcher,
 }
 
 impl ConfigFileSource {
@@ -40,29 +39,35 @@ impl ConfigFileSource {
             .parent()
             .ok_or_else(|| anyhow::anyhow!("{} has no parent directory", path.display()))?
             .to_owned();
-        let file_name = path.file_name().map(ToOwned::to_owned);
+        let file_name = path
+            .file_name()
+            .ok_or_else(|| anyhow::anyhow!("{} names no file", path.display()))?
+            .to_owned();
         let (edited, edits) = mpsc::channel(1);
-        let mut debouncer = new_debouncer(DEBOUNCE, move |result: DebounceEventResult| {
-            let touched = result.is_ok_and(|events| {
-                events
-                    .iter()
-                    .any(|event| event.path.file_name() == file_name.as_deref())
-            });
-            if touched {
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
+            if event.is_ok_and(|event| is_edit_of(&event, &file_name)) {
                 // A full channel already holds a pending reload, which will read the latest file.
                 let _ = edited.try_send(());
             }
         })?;
-        debouncer
-            .watcher()
-            .watch(&directory, RecursiveMode::NonRecursive)?;
+        watcher.watch(&directory, RecursiveMode::NonRecursive)?;
         Ok(Self {
             name: format!("config {}", path.display()),
             path,
             edits: Mutex::new(edits),
-            _watch: debouncer,
+            _watch: watcher,
         })
     }
+}
+
+/// Whether a watch event may have changed the file named `file_name`. Opening and reading it are
+/// not edits: the gateway reads the file itself, and taking that for an edit re-read it forever.
+fn is_edit_of(event: &Event, file_name: &OsStr) -> bool {
+    !event.kind.is_access()
+        && event
+            .paths
+            .iter()
+            .any(|path| path.file_name() == Some(file_name))
 }
 
 #[async_trait]

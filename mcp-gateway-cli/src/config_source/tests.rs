@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_gateway_core::{EventSubscription, Gateway, GatewayEvent};
+use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, ModifyKind, RenameMode};
+use notify::{Event, EventKind};
 use serde_json::json;
 
 use super::*;
@@ -171,4 +173,51 @@ async fn edits_restart_only_what_changed_and_broken_edits_keep_the_set() {
     assert_eq!(calls.await.expect("calls ran"), 40);
     gateway.shutdown().await;
     assert!(pids(&format!("{marker}-one")).is_empty());
+}
+
+#[test]
+fn only_changes_to_the_file_itself_are_edits() {
+    let file = std::ffi::OsStr::new("gateway.toml");
+    let event = |kind, name: &str| Event::new(kind).add_path(Path::new("/etc/gw").join(name));
+    let edits = [
+        EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+        EventKind::Create(CreateKind::File),
+        EventKind::Remove(notify::event::RemoveKind::File),
+    ];
+    for kind in edits {
+        assert!(is_edit_of(&event(kind, "gateway.toml"), file), "{kind:?}");
+        assert!(!is_edit_of(&event(kind, "other.toml"), file), "{kind:?}");
+    }
+    let reads = [
+        EventKind::Access(AccessKind::Open(AccessMode::Any)),
+        EventKind::Access(AccessKind::Close(AccessMode::Read)),
+        EventKind::Access(AccessKind::Read),
+    ];
+    for kind in reads {
+        assert!(!is_edit_of(&event(kind, "gateway.toml"), file), "{kind:?}");
+    }
+}
+
+/// The gateway reads its own config file: on reload, and while waiting for an edit to settle.
+/// When those reads counted as edits, an idle gateway re-read its file several times a second,
+/// forever (and repeated a broken file's `discovery_failed` event as often).
+#[tokio::test]
+async fn reading_the_file_is_not_an_edit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, "[gateway]\nprefix = \"never\"\n").expect("written");
+    let source = ConfigFileSource::watch(&path).expect("watch");
+    for _ in 0..3 {
+        source.discover().await.expect("the file reads");
+        std::fs::read(&path).expect("read");
+    }
+    // The watch reports within milliseconds; a second of silence means no edit was seen.
+    let reported = tokio::time::timeout(Duration::from_secs(1), source.changed()).await;
+    assert!(reported.is_err(), "reading the file was taken for an edit");
+
+    std::fs::write(&path, "[gateway]\nprefix = \"always\"\n").expect("edited");
+    tokio::time::timeout(DEADLINE, source.changed())
+        .await
+        .expect("a real edit is reported");
 }
