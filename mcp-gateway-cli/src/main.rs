@@ -90,10 +90,16 @@ fn main() -> anyhow::Result<()> {
         .worker_threads
         .unwrap_or_else(default_worker_threads)
         .max(1);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(worker_threads)
-        .enable_all()
-        .build()?;
+    // One thread is the current-thread scheduler: the same single thread of work without the
+    // multi-thread scheduler's shared queues, and without a second thread for the accept loop.
+    let mut builder = if worker_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(worker_threads);
+        builder
+    };
+    let runtime = builder.enable_all().build()?;
     runtime.block_on(run(cli.command))
 }
 
