@@ -1,8 +1,11 @@
-//! Latency histograms and the JSON report of one load run.
+//! Latency histograms, processes' CPU time, and the JSON report of one load run.
 //!
 //! Latencies are recorded in nanoseconds in an HDR histogram (three significant digits, up to a
-//! minute) per worker, merged at the end, and reported in microseconds.
+//! minute) per worker, merged at the end, and reported in microseconds. CPU time per call is what
+//! a process's user and system time grew by over the measured window, divided by the calls: on a
+//! shared machine it moves far less than latency does, since waiting for a core costs no CPU.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -56,6 +59,54 @@ pub struct Report {
     pub mean_us: f64,
     /// The first error seen, if any.
     pub first_error: Option<String>,
+    /// CPU time per successful operation of each watched process (`--cpu-pid`), by name.
+    #[serde(default)]
+    pub cpu: BTreeMap<String, CpuPerCall>,
+}
+
+/// CPU time one process spent per successful operation in the measured window, µs.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct CpuPerCall {
+    /// User time.
+    pub user_us: f64,
+    /// System (kernel) time.
+    pub system_us: f64,
+}
+
+/// The kernel's clock ticks per second in `/proc/PID/stat` (`USER_HZ`: 100 on Linux, whatever
+/// the kernel's own tick rate).
+const USER_HZ: f64 = 100.0;
+
+/// A process's CPU time so far, all its threads (exited ones included): (user, system) seconds,
+/// from `/proc/PID/stat`. `None` if the process is gone or this is not Linux.
+pub fn process_cpu(pid: u32) -> Option<(f64, f64)> {
+    cpu_of_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// (user, system) seconds from the text of `/proc/PID/stat`.
+fn cpu_of_stat(stat: &str) -> Option<(f64, f64)> {
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    // The fields after it start with field 3; utime and stime are fields 14 and 15.
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let user: f64 = fields.nth(11)?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    Some((user / USER_HZ, system / USER_HZ))
+}
+
+impl CpuPerCall {
+    /// CPU per call between two [`process_cpu`] readings.
+    pub fn between(before: (f64, f64), after: (f64, f64), calls: u64) -> Self {
+        let per_call = |seconds: f64| seconds * 1e6 / calls.max(1) as f64;
+        Self {
+            user_us: per_call(after.0 - before.0),
+            system_us: per_call(after.1 - before.1),
+        }
+    }
+
+    /// User plus system time.
+    pub fn total_us(&self) -> f64 {
+        self.user_us + self.system_us
+    }
 }
 
 impl Report {
@@ -93,6 +144,7 @@ impl Report {
             max_us: micros(latencies.max()),
             mean_us: latencies.mean() / 1_000.0,
             first_error,
+            cpu: BTreeMap::new(),
         }
     }
 }
@@ -111,3 +163,6 @@ pub fn median(values: &[f64]) -> f64 {
         sorted[middle]
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -31,10 +31,15 @@ pub struct StdioClient {
     pending: Pending,
     lines: mpsc::Sender<Vec<u8>>,
     /// Killed when the client is dropped.
-    _child: Child,
+    child: Child,
 }
 
 impl StdioClient {
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Starts `command` (program and arguments) and, in the session era, performs the handshake.
     pub async fn spawn(command: &[String], era: Era) -> Result<Self, ClientError> {
         let (program, args) = command
@@ -88,7 +93,7 @@ impl StdioClient {
             next_id: AtomicU64::new(1),
             pending,
             lines,
-            _child: child,
+            child,
         };
         if era == Era::Session {
             let params = json!({

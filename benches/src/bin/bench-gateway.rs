@@ -24,7 +24,9 @@
 //!    rounds of direct → the two HTTP gateways → direct-stdio → gateway-stdio, each `--duration`
 //!    seconds of `tools/call echo` after `--warmup`. Ratios are taken per round (gateway over the
 //!    direct run of the same kind in that round) and the median is reported, so drift in the
-//!    machine's load cancels out.
+//!    machine's load cancels out. Each run also reports the CPU time per call (user + system)
+//!    of the gateway, the upstream and the load generator over the measured window: a figure
+//!    that waiting for a core on a busy machine does not inflate.
 //! 2. **Session set-up rate**: `initialize` + `tools/list` per iteration, direct and gateway-http,
 //!    interleaved the same way.
 //! 3. **Peak RSS** (`VmHWM`) of both gateways after all of that.
@@ -42,7 +44,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use benches::client::{Endpoint, Era, McpClient};
-use benches::stats::{Report, median};
+use benches::stats::{CpuPerCall, Report, median};
 use clap::Parser;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -189,15 +191,34 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
     .await?;
     let gateway_stdio = start_gateway(&bin, &stdio_config, work.path(), "gateway-stdio", 2).await?;
     let stdio_command = format!("{} --stdio", bin.fixture.display());
+    // Each target's loadgen arguments: where to send the load, and whose CPU time to report.
+    let fixture_pid = fixture.process.id();
+    let http_target = |url: &str, gateway: Option<&Server>| {
+        let mut args = vec!["--url".to_owned(), url.to_owned()];
+        args.extend(cpu_pid_args("upstream", fixture_pid));
+        args.extend(cpu_pid_args(
+            "gateway",
+            gateway.and_then(|g| g.process.id()),
+        ));
+        args
+    };
+    let gateway_stdio_pid = gateway_stdio.process.id();
+    let mut gateway_stdio_target = vec!["--url".to_owned(), gateway_stdio.url.clone()];
+    gateway_stdio_target.extend(cpu_pid_args("gateway", gateway_stdio_pid));
+    let stdio_child = gateway_stdio_pid.and_then(|pid| child_pids(pid).into_iter().next());
+    gateway_stdio_target.extend(cpu_pid_args("upstream", stdio_child));
     let targets = [
-        ("direct", ["--url", direct.as_str()]),
-        ("gateway-http", ["--url", gateway_http.url.as_str()]),
+        ("direct", http_target(&direct, None)),
+        (
+            "gateway-http",
+            http_target(&gateway_http.url, Some(&gateway_http)),
+        ),
         (
             "gateway-http-session",
-            ["--url", gateway_session.url.as_str()],
+            http_target(&gateway_session.url, Some(&gateway_session)),
         ),
-        ("direct-stdio", ["--stdio", stdio_command.as_str()]),
-        ("gateway-stdio", ["--url", gateway_stdio.url.as_str()]),
+        ("direct-stdio", vec!["--stdio".to_owned(), stdio_command]),
+        ("gateway-stdio", gateway_stdio_target),
     ];
 
     let load_rounds = if cli.skip_load { 0 } else { cli.rounds };
@@ -421,11 +442,11 @@ async fn wait_ready(url: &str, tools: usize) -> Result<(), BoxError> {
     Err(format!("{url} not ready after {READY_TIMEOUT:?}: {last_error}").into())
 }
 
-/// Runs one `loadgen` against `target` (`--url URL` or `--stdio COMMAND`).
+/// Runs one `loadgen` against `target` (`--url URL` or `--stdio COMMAND`, and `--cpu-pid`s).
 async fn loadgen(
     bin: &Binaries,
     cli: &Cli,
-    target: &[&str],
+    target: &[String],
     era: Era,
     mode: &str,
     concurrency: usize,
@@ -562,6 +583,28 @@ async fn settle() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 }
 
+/// `loadgen` arguments that report `pid`'s CPU time per call as `name`; none if it is unknown.
+fn cpu_pid_args(name: &str, pid: Option<u32>) -> Vec<String> {
+    pid.map(|pid| vec!["--cpu-pid".to_owned(), format!("{name}={pid}")])
+        .unwrap_or_default()
+}
+
+/// The child processes of `pid` (of any of its threads), from `/proc`.
+fn child_pids(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
+        .flat_map(|children| {
+            children
+                .split_whitespace()
+                .filter_map(|child| child.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
 /// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`).
 fn status_kb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -687,6 +730,8 @@ fn load_summary(cli: &Cli, results: &Results, out: &mut String, checks: &mut Vec
         }
     }
 
+    cpu_summary(cli, results, out);
+
     let _ = writeln!(
         out,
         "\n## Session set-up (`initialize` + `notifications/initialized` + `tools/list`, concurrency {})\n",
@@ -716,6 +761,66 @@ fn load_summary(cli: &Cli, results: &Results, out: &mut String, checks: &mut Vec
             median(&runs.iter().map(|r| r.p50_us).collect::<Vec<_>>()),
             median(&runs.iter().map(|r| r.p99_us).collect::<Vec<_>>()),
         );
+    }
+}
+
+/// CPU time per call of each process, which waiting for a core on a busy machine does not
+/// inflate the way it inflates latency.
+fn cpu_summary(cli: &Cli, results: &Results, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "\n## CPU time per call (µs: user + system; medians of {} rounds)\n",
+        cli.rounds
+    );
+    let _ = writeln!(
+        out,
+        "| era | conc. | target | gateway | upstream | loadgen |\n|---|---:|---|---:|---:|---:|"
+    );
+    for &era in &cli.eras {
+        for &concurrency in &cli.concurrency {
+            for label in [
+                "direct",
+                "gateway-http",
+                "gateway-http-session",
+                "direct-stdio",
+                "gateway-stdio",
+            ] {
+                let runs: Vec<&Report> = results
+                    .load
+                    .iter()
+                    .filter(|r| r.era == era && r.concurrency == concurrency && r.label == label)
+                    .collect();
+                if runs.is_empty() {
+                    continue;
+                }
+                let cell = |process: &str| {
+                    let of = |pick: fn(&CpuPerCall) -> f64| {
+                        let values: Vec<f64> = runs
+                            .iter()
+                            .filter_map(|r| r.cpu.get(process).map(pick))
+                            .collect();
+                        (!values.is_empty()).then(|| median(&values))
+                    };
+                    match (
+                        of(CpuPerCall::total_us),
+                        of(|c| c.user_us),
+                        of(|c| c.system_us),
+                    ) {
+                        (Some(total), Some(user), Some(system)) => {
+                            format!("{total:.1} ({user:.1} + {system:.1})")
+                        }
+                        _ => "—".to_owned(),
+                    }
+                };
+                let _ = writeln!(
+                    out,
+                    "| {era} | {concurrency} | {label} | {} | {} | {} |",
+                    cell("gateway"),
+                    cell("upstream"),
+                    cell("loadgen"),
+                );
+            }
+        }
     }
 }
 

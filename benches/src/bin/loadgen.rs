@@ -18,13 +18,16 @@
 //!
 //! All workers connect, then run `--warmup` seconds unmeasured, then the measured window: a fixed
 //! `--duration` or a fixed total `--count`. Only successful operations enter the histogram.
+//! The report also gives the CPU time per call of the load generator, of a `--stdio` server, and
+//! of any process named with `--cpu-pid`, over the same window.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use benches::client::{ClientError, Endpoint, Era, McpClient};
-use benches::stats::{Report, histogram, record};
+use benches::stats::{CpuPerCall, Report, histogram, process_cpu, record};
 use benches::stdio_client::StdioClient;
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
@@ -80,9 +83,23 @@ struct Cli {
     /// Worker threads of the runtime (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Report this process's CPU time per call as NAME (`gateway=1234`); repeatable. The load
+    /// generator itself is always reported (`loadgen`), and so is a `--stdio` server (`upstream`).
+    #[arg(long = "cpu-pid", value_name = "NAME=PID", value_parser = parse_cpu_pid)]
+    cpu_pids: Vec<(String, u32)>,
 }
 
 /// What one worker measured.
+fn parse_cpu_pid(text: &str) -> Result<(String, u32), String> {
+    let (name, pid) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=PID"))?;
+    let pid = pid
+        .parse()
+        .map_err(|err| format!("`{pid}` is not a process id: {err}"))?;
+    Ok((name.to_owned(), pid))
+}
+
 struct WorkerResult {
     latencies: Histogram<u64>,
     errors: u64,
@@ -154,11 +171,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 async fn run(cli: &Cli, plan: Arc<Plan>) -> Result<Report, Box<dyn std::error::Error>> {
     // Connect every worker before the clock starts; a failed connection fails the run.
     let mut clients = Vec::with_capacity(cli.concurrency);
+    let mut watched = cli.cpu_pids.clone();
+    watched.push(("loadgen".into(), std::process::id()));
     if let Some(command) = &cli.stdio {
         let command: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
         let child = StdioClient::spawn(&command, plan.era)
             .await
             .map_err(|err| format!("starting {command:?}: {err}"))?;
+        watched.extend(child.pid().map(|pid| ("upstream".to_owned(), pid)));
         let child = Arc::new(child);
         clients.extend((0..cli.concurrency).map(|_| Target::Stdio(child.clone())));
     }
@@ -177,6 +197,11 @@ async fn run(cli: &Cli, plan: Arc<Plan>) -> Result<Report, Box<dyn std::error::E
         .collect();
     plan.start.wait().await;
     let measured_from = Instant::now() + plan.warmup;
+    let cpu_pids = watched.clone();
+    let cpu_at_start = tokio::spawn(async move {
+        tokio::time::sleep_until(measured_from.into()).await;
+        read_cpu(&cpu_pids)
+    });
     let mut latencies = histogram();
     let mut errors = 0;
     let mut first_error = None;
@@ -192,7 +217,9 @@ async fn run(cli: &Cli, plan: Arc<Plan>) -> Result<Report, Box<dyn std::error::E
         Mode::Call => "call",
         Mode::Setup => "setup",
     };
-    Ok(Report::new(
+    let cpu_at_end = read_cpu(&watched);
+    let cpu_at_start = cpu_at_start.await?;
+    let mut report = Report::new(
         cli.label.clone(),
         mode.into(),
         plan.era,
@@ -201,7 +228,22 @@ async fn run(cli: &Cli, plan: Arc<Plan>) -> Result<Report, Box<dyn std::error::E
         errors,
         finished.saturating_duration_since(measured_from),
         first_error,
-    ))
+    );
+    for (name, after) in cpu_at_end {
+        if let Some(before) = cpu_at_start.get(&name) {
+            let per_call = CpuPerCall::between(*before, after, report.calls);
+            report.cpu.insert(name, per_call);
+        }
+    }
+    Ok(report)
+}
+
+/// The CPU time so far of each watched process that still runs.
+fn read_cpu(watched: &[(String, u32)]) -> BTreeMap<String, (f64, f64)> {
+    watched
+        .iter()
+        .filter_map(|(name, pid)| Some((name.clone(), process_cpu(*pid)?)))
+        .collect()
 }
 
 async fn worker(mut client: Target, plan: Arc<Plan>) -> WorkerResult {
