@@ -173,6 +173,8 @@ async fn run(cli: &Cli, plan: Arc<Plan>) -> Result<Report, Box<dyn std::error::E
     let mut clients = Vec::with_capacity(cli.concurrency);
     let mut watched = cli.cpu_pids.clone();
     watched.push(("loadgen".into(), std::process::id()));
+    // The stdio server lives as long as a client holds it: this one keeps it for the last reading.
+    let mut stdio_server = None;
     if let Some(command) = &cli.stdio {
         let command: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
         let child = StdioClient::spawn(&command, plan.era)
@@ -180,6 +182,7 @@ async fn run(cli: &Cli, plan: Arc<Plan>) -> Result<Report, Box<dyn std::error::E
             .map_err(|err| format!("starting {command:?}: {err}"))?;
         watched.extend(child.pid().map(|pid| ("upstream".to_owned(), pid)));
         let child = Arc::new(child);
+        stdio_server = Some(child.clone());
         clients.extend((0..cli.concurrency).map(|_| Target::Stdio(child.clone())));
     }
     if let Some(url) = &cli.url {
@@ -218,6 +221,7 @@ async fn run(cli: &Cli, plan: Arc<Plan>) -> Result<Report, Box<dyn std::error::E
         Mode::Setup => "setup",
     };
     let cpu_at_end = read_cpu(&watched);
+    drop(stdio_server);
     let cpu_at_start = cpu_at_start.await?;
     let mut report = Report::new(
         cli.label.clone(),
