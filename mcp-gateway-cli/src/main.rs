@@ -17,10 +17,13 @@ use mcp_gateway_core::{
     DownstreamConfig, Gateway, GatewayBuilder, InProcessServer, McpServer, Secret, ServerSpec,
 };
 use mcp_gateway_http::HttpConfig;
+use tokio::net::TcpSocket;
 use tracing_subscriber::EnvFilter;
 
 /// The gateway's default address.
 const DEFAULT_LISTEN: &str = "127.0.0.1:4101";
+/// Connections the kernel queues before the gateway accepts them.
+const LISTEN_BACKLOG: u32 = 1024;
 
 #[derive(Parser)]
 #[command(
@@ -118,8 +121,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// Builds and starts the gateway from a config file, or from the embedded default.
-async fn start_gateway(
+/// Builds the gateway from a config file, or from the embedded default; nothing runs yet. Also
+/// returns the config's listen address.
+fn build_gateway(
     config: Option<&Path>,
     memory_file: Option<PathBuf>,
 ) -> anyhow::Result<(Gateway, Option<String>)> {
@@ -154,7 +158,11 @@ async fn start_gateway(
     for spec in servers {
         builder = builder.server(spec);
     }
-    let gateway = builder.build();
+    Ok((builder.build(), listen))
+}
+
+/// Starts the gateway (every upstream's first connection attempt) and logs how each went.
+async fn start_gateway(gateway: &Gateway) {
     gateway.start().await;
     for server in gateway.servers() {
         match &server.last_error {
@@ -166,7 +174,6 @@ async fn start_gateway(
             }
         }
     }
-    Ok((gateway, listen))
 }
 
 async fn serve(
@@ -175,7 +182,7 @@ async fn serve(
     token: Option<String>,
     memory_file: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let (gateway, config_listen) = start_gateway(config, memory_file).await?;
+    let (gateway, config_listen) = build_gateway(config, memory_file)?;
     let address = match (listen, config_listen) {
         (Some(address), _) => address,
         (None, Some(address)) => address
@@ -186,7 +193,6 @@ async fn serve(
     let mut http = HttpConfig::default();
     if !address.ip().is_loopback() {
         let Some(token) = &token else {
-            gateway.shutdown().await;
             bail!(
                 "listening on {address} (beyond loopback) needs a token: pass --token or set MCP_GATEWAY_TOKEN"
             );
@@ -198,9 +204,19 @@ async fn serve(
     } else if let Some(token) = token {
         http = http.with_bearer_tokens(vec![Secret::new(token)]);
     }
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {address}"))?;
+    // The address is taken before any upstream starts, so a port in use fails at once rather
+    // than after every child has been spawned; it accepts connections only once all is ready.
+    let socket = reserve(address).with_context(|| format!("cannot listen on {address}"))?;
+    start_gateway(&gateway).await;
+    // Binding does not exclude another socket that also set SO_REUSEADDR and is not listening
+    // yet; the loser of such a race finds out here.
+    let listener = match socket.listen(LISTEN_BACKLOG) {
+        Ok(listener) => listener,
+        Err(err) => {
+            gateway.shutdown().await;
+            return Err(err).with_context(|| format!("cannot listen on {address}"));
+        }
+    };
     tracing::info!(address = %listener.local_addr()?, "serving MCP at http://{}/mcp", listener.local_addr()?);
     let server = McpServer::new(gateway.clone(), DownstreamConfig::default());
     let served = mcp_gateway_http::serve(
@@ -214,8 +230,22 @@ async fn serve(
     served.context("the HTTP server failed")
 }
 
+/// A socket bound to `address`, not yet listening.
+fn reserve(address: SocketAddr) -> std::io::Result<TcpSocket> {
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // As std's `TcpListener::bind` does: a restarted gateway may rebind while its old
+    // connections linger in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    Ok(socket)
+}
+
 async fn stdio(config: Option<&Path>, memory_file: Option<PathBuf>) -> anyhow::Result<()> {
-    let (gateway, _) = start_gateway(config, memory_file).await?;
+    let (gateway, _) = build_gateway(config, memory_file)?;
+    start_gateway(&gateway).await;
     let server: Arc<McpServer> = McpServer::new(gateway.clone(), DownstreamConfig::default());
     mcp_gateway_core::serve_stdio(
         server,

@@ -194,3 +194,41 @@ async fn stdio_mode_serves_the_inspector_as_a_stdio_server() {
     .await;
     assert!(graph.to_string().contains("works"), "{graph}");
 }
+
+/// A taken address fails the start before any upstream starts: no child is spawned only to be
+/// stopped again, and the error names the address.
+#[tokio::test]
+async fn a_taken_address_fails_before_any_upstream_starts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bound");
+    let address = taken.local_addr().expect("address").to_string();
+    let started = dir.path().join("upstream-started");
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[servers.slow]\ncommand = \"sh\"\nargs = [\"-c\", \"touch '{}'; exec sleep 60\"]\n",
+            started.display()
+        ),
+    )
+    .expect("config written");
+    let run = tokio::process::Command::new(gateway_bin())
+        .args(["serve", "--config", &config.display().to_string()])
+        .args(["--listen", &address])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), run)
+        .await
+        .expect("the gateway exits")
+        .expect("the gateway ran");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}")),
+        "{stderr}"
+    );
+    assert!(
+        !started.exists(),
+        "an upstream was started for a gateway that could not listen"
+    );
+}
