@@ -75,7 +75,7 @@ pub(crate) struct Connected {
 /// Opens the transport a spec names.
 pub(crate) async fn open(spec: &ServerSpec) -> Result<Connected, Error> {
     match &spec.transport {
-        TransportSpec::Stdio(stdio) => stdio::open(&spec.id, stdio).await,
+        TransportSpec::Stdio(stdio) => stdio::open(&spec.id, stdio),
         TransportSpec::StreamableHttp(http) => http::open(&spec.id, http, spec.connect_timeout),
         TransportSpec::Sse(http) => sse::open(&spec.id, http, spec.connect_timeout).await,
         TransportSpec::InProcess(server) => Ok(server.connect(&spec.id)),

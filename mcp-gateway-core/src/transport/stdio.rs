@@ -37,29 +37,38 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 const MAX_STDERR_LINE: usize = 4096;
 
 /// Starts the child and the tasks that read its output and wait for its exit.
-pub(crate) async fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Error> {
-    // Finding the command on PATH and fork + exec block for a millisecond or more: they run on
-    // the blocking pool, so calls in flight to other upstreams do not wait for a child to
-    // (re)start, and several children start at once.
-    let (spawned, started) = oneshot::channel();
-    let to_start = spec.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Err(Ok(mut abandoned)) = spawned.send(spawn(&to_start)) {
-            // The connect was given up while the child started: it must not outlive that.
-            if let Some(group) = abandoned.id().and_then(|pid| i32::try_from(pid).ok()) {
-                let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
-            }
-            let _ = abandoned.start_kill();
+pub(crate) fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Error> {
+    let spawn_error = |source| Error::Spawn {
+        server: server.clone(),
+        command: spec.command.clone(),
+        source,
+    };
+    // Resolved here, not by the wrapper, so a missing command is a spawn error that names it.
+    let search_dir = spec.cwd.clone().unwrap_or_else(|| PathBuf::from("."));
+    let program = which::which_in(&spec.command, std::env::var_os("PATH"), search_dir)
+        .map_err(|err| spawn_error(std::io::Error::new(std::io::ErrorKind::NotFound, err)))?;
+    let mut command = match parent_death_wrapper() {
+        Some(setpriv) => {
+            let mut command = Command::new(setpriv);
+            command.args(["--pdeathsig", "KILL", "--"]).arg(&program);
+            command
         }
-    });
-    let mut child = started
-        .await
-        .map_err(|_| Error::transport(server, "the child process could not be started"))?
-        .map_err(|source| Error::Spawn {
-            server: server.clone(),
-            command: spec.command.clone(),
-            source,
-        })?;
+        None => Command::new(&program),
+    };
+    command
+        .args(&spec.args)
+        .envs(spec.env.iter().map(|(key, value)| (key, value.expose())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        // Its own process group: a Ctrl-C meant for the gateway does not reach the child
+        // before the gateway has had a chance to stop it in order.
+        .process_group(0);
+    if let Some(cwd) = &spec.cwd {
+        command.current_dir(cwd);
+    }
+    let mut child = command.spawn().map_err(spawn_error)?;
     let group = child
         .id()
         .and_then(|pid| i32::try_from(pid).ok())
@@ -114,37 +123,6 @@ pub(crate) async fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connecte
         }),
         inbound,
     })
-}
-
-/// Starts the child: in its own process group, through the parent-death wrapper where there is
-/// one, with piped stdio.
-fn spawn(spec: &StdioSpec) -> std::io::Result<Child> {
-    // Resolved here, not by the wrapper, so a missing command is a spawn error that names it.
-    let search_dir = spec.cwd.clone().unwrap_or_else(|| PathBuf::from("."));
-    let program = which::which_in(&spec.command, std::env::var_os("PATH"), search_dir)
-        .map_err(|err| std::io::Error::new(std::io::ErrorKind::NotFound, err))?;
-    let mut command = match parent_death_wrapper() {
-        Some(setpriv) => {
-            let mut command = Command::new(setpriv);
-            command.args(["--pdeathsig", "KILL", "--"]).arg(&program);
-            command
-        }
-        None => Command::new(&program),
-    };
-    command
-        .args(&spec.args)
-        .envs(spec.env.iter().map(|(key, value)| (key, value.expose())))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        // Its own process group: a Ctrl-C meant for the gateway does not reach the child
-        // before the gateway has had a chance to stop it in order.
-        .process_group(0);
-    if let Some(cwd) = &spec.cwd {
-        command.current_dir(cwd);
-    }
-    command.spawn()
 }
 
 /// Waits for the child to exit, or, once asked to stop (its stdin is closed by then), does what
