@@ -68,6 +68,9 @@ pub(crate) fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Err
     if let Some(cwd) = &spec.cwd {
         command.current_dir(cwd);
     }
+    // Spawned on the calling thread, never on a short-lived one: `--pdeathsig` fires when the
+    // thread that forked the child exits, not the process, so a child started from a
+    // blocking-pool thread would be killed when that thread retires after 10 s idle.
     let mut child = command.spawn().map_err(spawn_error)?;
     let group = child
         .id()

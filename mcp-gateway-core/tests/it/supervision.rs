@@ -1,6 +1,6 @@
 //! Supervision with real processes: a killed child is restarted, a restarted HTTP server gets a
 //! new session, a hanging server is judged unhealthy without blocking others, a crash loop ends
-//! in `failed` with an alert, and no child outlives the gateway.
+//! in `failed` with an alert, no child outlives the gateway, and none dies with a thread.
 
 use std::time::Duration;
 
@@ -267,4 +267,40 @@ async fn a_crash_loop_ends_in_failed_with_an_alert() {
     assert!(snapshot.next_attempt_ms.is_none());
     assert!(snapshot.alerts.contains(&AlertKind::Failed));
     gateway.shutdown().await;
+}
+
+/// `setpriv --pdeathsig KILL` kills a child when the *thread* that started it exits, not the
+/// process. A child started from a short-lived thread (one of the runtime's blocking threads,
+/// say) would die with it; here those threads live 50 ms, so such a child would be gone well
+/// within the second this test watches it.
+#[test]
+fn a_child_outlives_the_threads_around_its_start() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_keep_alive(Duration::from_millis(50))
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let marker = format!("gw-pdeath-{}", std::process::id());
+        let spec = ServerSpec::stdio("everything", &peer_bin("mcp-server-everything"), ["stdio"])
+            .expect("valid spec")
+            .with_env("GW_TEST_MARKER", marker.clone());
+        let gateway = Gateway::builder().server(quick(spec)).build();
+        gateway.start().await;
+        let first = processes_with_env(&marker);
+        assert_eq!(first.len(), 1, "one child: {first:?}");
+        let replaced = tokio::time::timeout(Duration::from_secs(1), async {
+            while processes_with_env(&marker) == first {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(
+            replaced.is_err(),
+            "the child died with a thread: {first:?} became {:?}",
+            processes_with_env(&marker)
+        );
+        gateway.shutdown().await;
+    });
 }
