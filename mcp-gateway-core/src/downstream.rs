@@ -10,10 +10,12 @@
 mod session;
 mod stdio;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
@@ -304,15 +306,16 @@ impl McpServer {
         }
     }
 
-    /// Handles one message from a client and returns the response to send, if it is a request.
-    /// Messages the call produces on the way (progress, logs, relayed requests) go to `stream`,
-    /// the request's own stream; without one they are dropped.
+    /// Handles one message from a client and returns the response to send, if it is a request,
+    /// as JSON text ready for the wire: a forwarded call's result is the upstream's own text,
+    /// never parsed on the way. Messages the call produces on the way (progress, logs, relayed
+    /// requests) go to `stream`, the request's own stream; without one they are dropped.
     pub async fn handle(
         &self,
         caller: &Caller,
         message: Value,
         stream: Option<mpsc::Sender<Value>>,
-    ) -> Option<Value> {
+    ) -> Option<Box<RawValue>> {
         let mut replies = Vec::new();
         for message in jsonrpc::classify(message) {
             if let Some(reply) = self.handle_one(caller, message, stream.clone()).await {
@@ -322,7 +325,7 @@ impl McpServer {
         match replies.len() {
             0 => None,
             1 => replies.pop(),
-            _ => Some(Value::Array(replies)),
+            _ => Some(jsonrpc::encode(&replies)),
         }
     }
 
@@ -331,7 +334,7 @@ impl McpServer {
         caller: &Caller,
         message: Incoming,
         stream: Option<mpsc::Sender<Value>>,
-    ) -> Option<Value> {
+    ) -> Option<Box<RawValue>> {
         match message {
             Incoming::Request { id, method, params } => {
                 let outcome = match caller {
@@ -348,8 +351,8 @@ impl McpServer {
                     Caller::Stateless => self.request(caller, &method, params, stream).await,
                 };
                 Some(match outcome {
-                    Ok(result) => jsonrpc::response(id, result),
-                    Err(error) => jsonrpc::error_response(id, &error),
+                    Ok(result) => jsonrpc::encode_response(&id, &result),
+                    Err(error) => jsonrpc::encode(&jsonrpc::error_response(id, &error)),
                 })
             }
             Incoming::Notification { method, params } => {
@@ -367,10 +370,10 @@ impl McpServer {
                 }
                 None
             }
-            Incoming::Invalid(reason) => Some(jsonrpc::error_response(
+            Incoming::Invalid(reason) => Some(jsonrpc::encode(&jsonrpc::error_response(
                 Value::Null,
                 &JsonRpcError::new(JsonRpcError::INVALID_REQUEST, reason),
-            )),
+            ))),
         }
     }
 
@@ -380,10 +383,10 @@ impl McpServer {
         method: &str,
         params: Option<Value>,
         stream: Option<mpsc::Sender<Value>>,
-    ) -> Result<Value, JsonRpcError> {
+    ) -> Result<Answer, JsonRpcError> {
         let stateless = matches!(caller, Caller::Stateless);
         let params = params.unwrap_or_else(|| Value::Object(Map::new()));
-        let mut result = match method {
+        let built = match method {
             "initialize" if stateless => Err(JsonRpcError::new(
                 JsonRpcError::METHOD_NOT_FOUND,
                 "method not found: initialize is not part of 2026-07-28; call server/discover",
@@ -401,7 +404,12 @@ impl McpServer {
                 self.page(&params, "resourceTemplates", Catalog::resource_templates)
             }
             "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => {
-                self.forward(caller, method, params, stream).await
+                let result = self.forward(caller, method, params, stream).await?;
+                return Ok(Answer::Forwarded(if stateless {
+                    stateless_raw_result(method, result)
+                } else {
+                    result
+                }));
             }
             "resources/subscribe" | "resources/unsubscribe" if !stateless => {
                 self.subscription(caller, method, &params).await
@@ -412,10 +420,11 @@ impl McpServer {
                 format!("method not found: {other}"),
             )),
         }?;
+        let mut result = built;
         if stateless {
             stateless_result(method, &mut result);
         }
-        Ok(result)
+        Ok(Answer::Built(result))
     }
 
     /// Routes a call to its owner, relaying progress and the upstream's requests to the caller.
@@ -425,7 +434,7 @@ impl McpServer {
         method: &str,
         params: Value,
         stream: Option<mpsc::Sender<Value>>,
-    ) -> Result<Value, JsonRpcError> {
+    ) -> Result<Box<RawValue>, JsonRpcError> {
         let mut options = RequestOptions::default();
         let mut relay = None;
         if let Some(stream) = &stream {
@@ -778,19 +787,32 @@ fn server_info() -> Value {
     json!({ "name": "mcp-gateway", "title": "MCP Gateway", "version": env!("CARGO_PKG_VERSION") })
 }
 
+/// The result of a request: built by the gateway, or an upstream's JSON forwarded as it came.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Answer {
+    Built(Value),
+    Forwarded(Box<RawValue>),
+}
+
+/// The members 2026-07-28 requires of a `method` result, with the values the gateway gives them
+/// where the upstream (perhaps session era) did not; `_meta.serverInfo` comes on top.
+fn stateless_defaults(method: &str) -> Vec<(&'static str, Value)> {
+    let mut defaults = vec![("resultType", Value::from("complete"))];
+    if method.ends_with("/list") || method == "resources/read" || method == "server/discover" {
+        defaults.push(("ttlMs", 0.into()));
+        defaults.push(("cacheScope", "private".into()));
+    }
+    defaults
+}
+
 /// Adds what 2026-07-28 requires of every result, where the upstream (perhaps session era) did not.
 fn stateless_result(method: &str, result: &mut Value) {
     let Value::Object(result) = result else {
         return;
     };
-    result
-        .entry("resultType")
-        .or_insert_with(|| "complete".into());
-    if method.ends_with("/list") || method == "resources/read" || method == "server/discover" {
-        result.entry("ttlMs").or_insert_with(|| 0.into());
-        result
-            .entry("cacheScope")
-            .or_insert_with(|| "private".into());
+    for (key, value) in stateless_defaults(method) {
+        result.entry(key).or_insert(value);
     }
     let meta = result
         .entry("_meta")
@@ -798,6 +820,30 @@ fn stateless_result(method: &str, result: &mut Value) {
     if let Value::Object(meta) = meta {
         meta.insert("io.modelcontextprotocol/serverInfo".into(), server_info());
     }
+}
+
+/// [`stateless_result`] for a forwarded result: only its top level is split into members, each
+/// kept as the upstream wrote it; only `_meta` is parsed, to add to it.
+fn stateless_raw_result(method: &str, result: Box<RawValue>) -> Box<RawValue> {
+    let Ok(mut members) = serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(result.get())
+    else {
+        // Not an object: nothing to add to.
+        return result;
+    };
+    for (key, value) in stateless_defaults(method) {
+        members
+            .entry(key.to_owned())
+            .or_insert_with(|| jsonrpc::encode(&value));
+    }
+    let mut meta = match members.get("_meta") {
+        Some(meta) => jsonrpc::parse(meta),
+        None => Value::Object(Map::new()),
+    };
+    if let Value::Object(fields) = &mut meta {
+        fields.insert("io.modelcontextprotocol/serverInfo".into(), server_info());
+        members.insert("_meta".into(), jsonrpc::encode(&meta));
+    }
+    jsonrpc::encode(&members)
 }
 
 fn internal(message: impl Into<String>) -> JsonRpcError {

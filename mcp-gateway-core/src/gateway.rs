@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::join_all;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +20,7 @@ use crate::events::{
     ServerStatus,
 };
 use crate::health::{HealthProbe, RoundTripProbe};
+use crate::jsonrpc;
 use crate::registry::{
     Catalog, DefaultRegistry, NamingPolicy, RegistryChange, ServerCatalog, ToolRegistry,
 };
@@ -546,12 +548,13 @@ impl Gateway {
     }
 
     /// Forwards a client's `completion/complete` params to the owner of the prompt or resource
-    /// they refer to; a prompt reference's `name` is rewritten to the upstream's name.
+    /// they refer to; a prompt reference's `name` is rewritten to the upstream's name. The result
+    /// is the upstream's JSON, unparsed.
     pub async fn forward_completion(
         &self,
         params: Value,
         options: &RequestOptions,
-    ) -> Result<Value, Error> {
+    ) -> Result<Box<RawValue>, Error> {
         let reference = &params["ref"];
         let (upstream, params) = match reference["type"].as_str() {
             Some("ref/prompt") => {
@@ -571,7 +574,7 @@ impl Gateway {
             }
         };
         upstream
-            .request("completion/complete", Some(params), options)
+            .request_raw("completion/complete", Some(params), options)
             .await
     }
 
@@ -593,17 +596,20 @@ impl Gateway {
     /// Calls a tool by its exposed name.
     pub async fn call_tool(&self, name: &str, arguments: Value) -> Result<Value, Error> {
         let params = json!({ "name": name, "arguments": arguments });
-        self.forward_tool_call(params, &RequestOptions::default())
-            .await
+        let result = self
+            .forward_tool_call(params, &RequestOptions::default())
+            .await?;
+        Ok(jsonrpc::parse(&result))
     }
 
     /// Forwards a client's `tools/call` params: only `name` is rewritten to the upstream's name;
-    /// `arguments`, `_meta` and any other field pass through.
+    /// `arguments`, `_meta` and any other field pass through. The result is the upstream's JSON,
+    /// unparsed.
     pub async fn forward_tool_call(
         &self,
         params: Value,
         options: &RequestOptions,
-    ) -> Result<Value, Error> {
+    ) -> Result<Box<RawValue>, Error> {
         let catalog = self.catalog();
         let name = params["name"].as_str().unwrap_or_default();
         let entry = catalog
@@ -633,9 +639,11 @@ impl Gateway {
             started: Instant::now(),
             outcome: None,
         };
-        let result = upstream.request("tools/call", Some(params), options).await;
+        let result = upstream
+            .request_raw("tools/call", Some(params), options)
+            .await;
         finished.outcome = Some(match &result {
-            Ok(result) if result["isError"] == Value::Bool(true) => CallOutcome::ToolError,
+            Ok(result) if is_tool_error(result) => CallOutcome::ToolError,
             Ok(_) => CallOutcome::Ok,
             Err(err) => CallOutcome::Failed(err.to_string()),
         });
@@ -644,20 +652,23 @@ impl Gateway {
 
     /// Reads a resource from the server that owns its URI.
     pub async fn read_resource(&self, uri: &str) -> Result<Value, Error> {
-        self.forward_resource_read(json!({ "uri": uri }), &RequestOptions::default())
-            .await
+        let result = self
+            .forward_resource_read(json!({ "uri": uri }), &RequestOptions::default())
+            .await?;
+        Ok(jsonrpc::parse(&result))
     }
 
-    /// Forwards a client's `resources/read` params unchanged to the owner of `uri`.
+    /// Forwards a client's `resources/read` params unchanged to the owner of `uri`. The result is
+    /// the upstream's JSON, unparsed.
     pub async fn forward_resource_read(
         &self,
         params: Value,
         options: &RequestOptions,
-    ) -> Result<Value, Error> {
+    ) -> Result<Box<RawValue>, Error> {
         let uri = params["uri"].as_str().unwrap_or_default();
         let upstream = self.resource_upstream(uri)?;
         upstream
-            .request("resources/read", Some(params), options)
+            .request_raw("resources/read", Some(params), options)
             .await
     }
 
@@ -668,16 +679,19 @@ impl Gateway {
         arguments: Map<String, Value>,
     ) -> Result<Value, Error> {
         let params = json!({ "name": name, "arguments": arguments });
-        self.forward_prompt_get(params, &RequestOptions::default())
-            .await
+        let result = self
+            .forward_prompt_get(params, &RequestOptions::default())
+            .await?;
+        Ok(jsonrpc::parse(&result))
     }
 
-    /// Forwards a client's `prompts/get` params with only `name` rewritten.
+    /// Forwards a client's `prompts/get` params with only `name` rewritten. The result is the
+    /// upstream's JSON, unparsed.
     pub async fn forward_prompt_get(
         &self,
         params: Value,
         options: &RequestOptions,
-    ) -> Result<Value, Error> {
+    ) -> Result<Box<RawValue>, Error> {
         let catalog = self.catalog();
         let name = params["name"].as_str().unwrap_or_default();
         let entry = catalog
@@ -685,7 +699,9 @@ impl Gateway {
             .ok_or_else(|| Error::UnknownPrompt(name.to_owned()))?;
         let upstream = self.upstream(entry.server.as_str())?;
         let params = rename(params, "name", &entry.upstream_name);
-        upstream.request("prompts/get", Some(params), options).await
+        upstream
+            .request_raw("prompts/get", Some(params), options)
+            .await
     }
 
     /// Runs the health probe once against a server, bounded by its request timeout; returns the
@@ -795,6 +811,18 @@ fn param_headers(tool: &Value, arguments: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether a `tools/call` result says the tool failed (`isError: true`). Reads that one member;
+/// the rest of the result is skipped over, not parsed.
+fn is_tool_error(result: &RawValue) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Flag {
+        #[serde(rename = "isError")]
+        is_error: Option<bool>,
+    }
+    jsonrpc::is_object(result)
+        && serde_json::from_str::<Flag>(result.get()).is_ok_and(|flag| flag.is_error == Some(true))
+}
+
 fn rename(mut params: Value, key: &str, name: &str) -> Value {
     params[key] = Value::String(name.to_owned());
     params
@@ -887,3 +915,6 @@ impl Drop for CallFinished<'_> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;

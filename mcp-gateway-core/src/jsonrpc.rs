@@ -1,8 +1,11 @@
 //! Raw JSON-RPC 2.0 framing. The forwarding path keeps every message as `serde_json::Value` so
 //! that fields the gateway does not model (new spec fields, vendor `_meta`) pass through untouched;
-//! rmcp's typed messages would drop them.
+//! rmcp's typed messages would drop them. An upstream's results are not even parsed: they stay the
+//! upstream's JSON text ([`RawValue`]) from its response to the client's, so a large result costs
+//! a scan and a copy rather than a tree built, written out and freed.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 /// A JSON-RPC error object, as sent by a peer.
@@ -45,12 +48,13 @@ impl std::fmt::Display for JsonRpcError {
     }
 }
 
-/// One message received from a peer, sorted by kind.
+/// One message received from a peer, sorted by kind. `R` is how a result is held: parsed (a
+/// client's answers) or as the peer's own JSON text (an upstream's answers).
 #[derive(Debug)]
-pub(crate) enum Incoming {
+pub(crate) enum Incoming<R = Value> {
     Response {
         id: Value,
-        outcome: Result<Value, JsonRpcError>,
+        outcome: Result<R, JsonRpcError>,
     },
     Request {
         id: Value,
@@ -93,15 +97,9 @@ fn classify_one(value: Value) -> Incoming {
                     outcome: Ok(result),
                 }
             } else if let Some(error) = object.remove("error") {
-                let error = serde_json::from_value(error.clone()).unwrap_or_else(|_| {
-                    JsonRpcError::new(
-                        JsonRpcError::INTERNAL_ERROR,
-                        format!("malformed error object: {}", preview(&error)),
-                    )
-                });
                 Incoming::Response {
                     id,
-                    outcome: Err(error),
+                    outcome: Err(error_object(error)),
                 }
             } else {
                 Incoming::Invalid(format!("response {id} has neither result nor error"))
@@ -111,9 +109,87 @@ fn classify_one(value: Value) -> Incoming {
     }
 }
 
-/// What a response carries: its result or its error. Anything but a response is an error.
-pub(crate) fn outcome(value: Value) -> Result<Value, JsonRpcError> {
-    match classify_one(value) {
+/// The fields of a JSON-RPC message, its result left unparsed.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    method: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    params: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    result: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    error: Option<Value>,
+}
+
+/// A field that is there, even as `null` (`Option`'s own rule would read `null` as absent, and a
+/// response's `id` or `result` may be `null`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    field: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(field).map(Some)
+}
+
+/// Splits a received message (or batch), as the peer wrote it, into classified messages; results
+/// stay unparsed.
+pub(crate) fn classify_raw(message: &RawValue) -> Vec<Incoming<Box<RawValue>>> {
+    if message.get().trim_start().starts_with('[') {
+        return match serde_json::from_str::<Vec<&RawValue>>(message.get()) {
+            Ok(batch) => batch.into_iter().map(classify_raw_one).collect(),
+            Err(err) => vec![Incoming::Invalid(format!("malformed batch: {err}"))],
+        };
+    }
+    vec![classify_raw_one(message)]
+}
+
+/// Whether JSON text is an object. Checked before reading one into a struct: serde would also
+/// read a struct from an array, by position.
+pub(crate) fn is_object(json: &RawValue) -> bool {
+    json.get().trim_start().starts_with('{')
+}
+
+fn classify_raw_one(message: &RawValue) -> Incoming<Box<RawValue>> {
+    let envelope = is_object(message)
+        .then(|| serde_json::from_str::<Envelope>(message.get()).ok())
+        .flatten();
+    let Some(envelope) = envelope else {
+        return Incoming::Invalid(format!(
+            "not a JSON-RPC object: {}",
+            truncate(message.get(), 200)
+        ));
+    };
+    let method = match envelope.method {
+        Some(Value::String(method)) => Some(method),
+        Some(other) => return Incoming::Invalid(format!("method is not a string: {other}")),
+        None => None,
+    };
+    let params = envelope.params;
+    match (method, envelope.id) {
+        (Some(method), Some(id)) => Incoming::Request { id, method, params },
+        (Some(method), None) => Incoming::Notification { method, params },
+        (None, Some(id)) => match (envelope.result, envelope.error) {
+            (Some(result), _) => Incoming::Response {
+                id,
+                outcome: Ok(result),
+            },
+            (None, Some(error)) => Incoming::Response {
+                id,
+                outcome: Err(error_object(error)),
+            },
+            (None, None) => {
+                Incoming::Invalid(format!("response {id} has neither result nor error"))
+            }
+        },
+        (None, None) => Incoming::Invalid("message has neither method nor id".into()),
+    }
+}
+
+/// What an upstream's response carries: its result (unparsed) or its error. Anything but a
+/// response is an error.
+pub(crate) fn outcome(message: &RawValue) -> Result<Box<RawValue>, JsonRpcError> {
+    match classify_raw_one(message) {
         Incoming::Response { outcome, .. } => outcome,
         Incoming::Invalid(reason) => Err(JsonRpcError::new(JsonRpcError::INTERNAL_ERROR, reason)),
         _ => Err(JsonRpcError::new(
@@ -121,6 +197,22 @@ pub(crate) fn outcome(value: Value) -> Result<Value, JsonRpcError> {
             "the upstream's answer is not a response",
         )),
     }
+}
+
+/// A peer's `error` member as an error, or an internal error saying it is malformed.
+fn error_object(error: Value) -> JsonRpcError {
+    serde_json::from_value(error.clone()).unwrap_or_else(|_| {
+        JsonRpcError::new(
+            JsonRpcError::INTERNAL_ERROR,
+            format!("malformed error object: {}", preview(&error)),
+        )
+    })
+}
+
+/// Parses JSON text the gateway forwards into a value, for callers that want to look inside.
+pub(crate) fn parse(raw: &RawValue) -> Value {
+    // Text that came in as a `RawValue` is valid JSON, and any valid JSON is a `Value`.
+    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
 }
 
 /// A request message.
@@ -165,6 +257,32 @@ pub(crate) fn error_response(id: Value, error: &JsonRpcError) -> Value {
     Value::Object(message)
 }
 
+/// A response, written out. `result` goes out as it is held: a forwarded upstream result is
+/// copied as text, not re-encoded.
+pub(crate) fn encode_response(id: &Value, result: &impl Serialize) -> Box<RawValue> {
+    #[derive(Serialize)]
+    struct Response<'a, R> {
+        jsonrpc: &'static str,
+        id: &'a Value,
+        result: &'a R,
+    }
+    encode(&Response {
+        jsonrpc: "2.0",
+        id,
+        result,
+    })
+}
+
+/// A message written out as JSON text.
+pub(crate) fn encode(message: &impl Serialize) -> Box<RawValue> {
+    // Values, raw JSON and string-keyed maps of them always serialise; should that ever change,
+    // the client gets `null` and the log says why, rather than the gateway stopping.
+    serde_json::value::to_raw_value(message).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "could not encode a message");
+        RawValue::NULL.to_owned()
+    })
+}
+
 /// A short, bounded rendering of a value for error messages.
 pub(crate) fn preview(value: &Value) -> String {
     truncate(&value.to_string(), 200)
@@ -181,3 +299,6 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
     }
     format!("{}…", &text[..end])
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,6 +10,7 @@ pub(crate) mod stdio;
 
 use async_trait::async_trait;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use crate::error::Error;
@@ -25,8 +26,8 @@ pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// Something a transport received.
 #[derive(Debug)]
 pub(crate) enum TransportEvent {
-    /// A JSON value (a message or a batch).
-    Message(Value),
+    /// A message or a batch, as the peer wrote it (checked to be JSON).
+    Message(Box<RawValue>),
     /// Bytes that are not JSON, kept for the error event.
     Garbage(String),
     /// A line the child process wrote to stderr.
@@ -49,7 +50,7 @@ pub(crate) trait Outbound: Send + Sync {
         &self,
         message: Value,
         _headers: &[(String, String)],
-    ) -> Result<Option<Value>, Error> {
+    ) -> Result<Option<Box<RawValue>>, Error> {
         self.send(message).await.map(|()| None)
     }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
@@ -196,7 +197,7 @@ impl RequestOptions {
 }
 
 struct Pending {
-    answer: oneshot::Sender<Result<Value, JsonRpcError>>,
+    answer: oneshot::Sender<Result<Box<RawValue>, JsonRpcError>>,
     client: Option<Arc<dyn ClientRequestHandler>>,
 }
 
@@ -325,6 +326,17 @@ impl Upstream {
         params: Option<Value>,
         options: &RequestOptions,
     ) -> Result<Value, Error> {
+        let result = request(&self.shared, method, params, options).await?;
+        Ok(jsonrpc::parse(&result))
+    }
+
+    /// Sends a request and returns its result as the server wrote it, unparsed: for forwarding.
+    pub async fn request_raw(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        options: &RequestOptions,
+    ) -> Result<Box<RawValue>, Error> {
         request(&self.shared, method, params, options).await
     }
 
@@ -420,6 +432,7 @@ async fn initialize(shared: &Arc<Shared>) -> Result<PeerInfo, Error> {
         &RequestOptions::default(),
     )
     .await?;
+    let result = jsonrpc::parse(&result);
     let version = result
         .get("protocolVersion")
         .and_then(Value::as_str)
@@ -475,6 +488,7 @@ async fn discover(shared: &Arc<Shared>) -> Result<PeerInfo, Error> {
         &RequestOptions::default(),
     )
     .await?;
+    let result = jsonrpc::parse(&result);
     let speaks_stateless = result
         .get("supportedVersions")
         .and_then(Value::as_array)
@@ -548,7 +562,7 @@ async fn request(
     method: &str,
     params: Option<Value>,
     options: &RequestOptions,
-) -> Result<Value, Error> {
+) -> Result<Box<RawValue>, Error> {
     if let Some(reason) = shared.closed.lock().ok().and_then(|c| c.clone()) {
         return Err(Error::Closed {
             server: shared.server.clone(),
@@ -583,7 +597,7 @@ async fn request(
             .await;
         let answer = match sent {
             Ok(None) => return Ok(answered.await),
-            Ok(Some(answer)) => Ok(Ok(jsonrpc::outcome(answer))),
+            Ok(Some(answer)) => Ok(Ok(jsonrpc::outcome(&answer))),
             Err(err) => Err(err),
         };
         // Answered in the exchange itself, or failed: nothing is pending any more.
@@ -711,8 +725,8 @@ async fn dispatch(
             break "the transport stopped".to_owned();
         };
         match event {
-            TransportEvent::Message(value) => {
-                for message in jsonrpc::classify(value) {
+            TransportEvent::Message(message) => {
+                for message in jsonrpc::classify_raw(&message) {
                     handle_message(&shared, message, &raise).await;
                 }
             }
@@ -741,7 +755,11 @@ fn fail_all(shared: &Shared, reason: &str) {
     }
 }
 
-async fn handle_message(shared: &Arc<Shared>, message: Incoming, raise: &impl Fn(Signal)) {
+async fn handle_message(
+    shared: &Arc<Shared>,
+    message: Incoming<Box<RawValue>>,
+    raise: &impl Fn(Signal),
+) {
     match message {
         Incoming::Response { id, outcome } => {
             let pending = id

@@ -22,6 +22,7 @@ use mcp_gateway_core::{
     Caller, Catalog, HEADER_MISMATCH, JsonRpcError, META_PROTOCOL_VERSION, SESSION_VERSIONS,
     STATELESS_VERSION, UNSUPPORTED_PROTOCOL_VERSION, check_stateless_meta, is_stateless_message,
 };
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -132,7 +133,7 @@ pub(crate) async fn post(
         return answer_or_stream(&state, caller, message).await;
     }
     match state.server.handle(&caller, message, None).await {
-        Some(reply) => axum::Json(reply).into_response(),
+        Some(reply) => json_reply(StatusCode::OK, reply),
         None => StatusCode::ACCEPTED.into_response(),
     }
 }
@@ -206,7 +207,8 @@ async fn answer_or_stream(state: &AppState, caller: Caller, message: Value) -> R
                 work.await
             };
             if let Some(reply) = reply {
-                let _ = answers.send(reply).await;
+                // It joins what the call produced on the one stream, in order.
+                let _ = answers.send(parse(&reply)).await;
             }
         });
     }
@@ -219,7 +221,7 @@ async fn answer_or_stream(state: &AppState, caller: Caller, message: Value) -> R
 /// (progress, logs) before its answer.
 fn finished(
     state: &AppState,
-    reply: Option<Value>,
+    reply: Option<Box<RawValue>>,
     mut produced: mpsc::Receiver<Value>,
     stateless: bool,
 ) -> Response {
@@ -227,13 +229,13 @@ fn finished(
         return StatusCode::ACCEPTED.into_response();
     };
     match produced.try_recv() {
-        Err(_) => (answer_status(&reply, stateless), axum::Json(reply)).into_response(),
+        Err(_) => json_reply(answer_status(&reply, stateless), reply),
         Ok(first) => {
             // Nothing is left to cancel: the call has ended.
             let rest = message_events(produced, CancellationToken::new().drop_guard());
             let events = futures::stream::iter([event(first)])
                 .chain(rest)
-                .chain(futures::stream::iter([event(reply)]));
+                .chain(futures::stream::iter([raw_event(&reply)]));
             sse_response(events, state.config.sse_keep_alive)
         }
     }
@@ -242,12 +244,15 @@ fn finished(
 /// A call being answered. If its handler is dropped before the call ends (the client left), a
 /// session-era call goes on in a task of its own and a stateless one ends with it.
 struct Call {
-    work: Option<futures::future::BoxFuture<'static, Option<Value>>>,
+    work: Option<futures::future::BoxFuture<'static, Option<Box<RawValue>>>>,
     detach_on_drop: bool,
 }
 
 impl Call {
-    fn poll_work(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Value>> {
+    fn poll_work(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Box<RawValue>>> {
         match self.work.as_mut() {
             Some(work) => work.as_mut().poll(cx),
             None => std::task::Poll::Pending,
@@ -291,6 +296,11 @@ fn message_events(
         let message = receiver.recv().await?;
         Some((event(message), (receiver, guard)))
     })
+}
+
+/// A reply the server wrote out as an SSE `message` event.
+fn raw_event(reply: &RawValue) -> Result<Event, Infallible> {
+    Ok(Event::default().event("message").data(reply.get()))
 }
 
 /// One JSON-RPC message as an SSE `message` event.
@@ -393,17 +403,49 @@ async fn stateless(state: AppState, headers: &HeaderMap, message: Value) -> Resp
     let Some(reply) = state.server.handle(&Caller::Stateless, message, None).await else {
         return StatusCode::ACCEPTED.into_response();
     };
-    (answer_status(&reply, true), axum::Json(reply)).into_response()
+    json_reply(answer_status(&reply, true), reply)
+}
+
+/// A reply the server wrote out, sent as it is.
+fn json_reply(status: StatusCode, reply: Box<RawValue>) -> Response {
+    let body = Bytes::from(String::from(Box::<str>::from(reply)));
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// A reply as a value, for the streams that carry values.
+pub(crate) fn parse(reply: &RawValue) -> Value {
+    // The server wrote it as JSON, so it reads back; `null` is never reached.
+    serde_json::from_str(reply.get()).unwrap_or(Value::Null)
 }
 
 /// The HTTP status of an answer sent as JSON: 200, except that the stateless revision gives some
 /// errors their own status.
-fn answer_status(reply: &Value, stateless: bool) -> StatusCode {
+fn answer_status(reply: &RawValue, stateless: bool) -> StatusCode {
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        error: Option<ErrorCode>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorCode {
+        code: Option<i64>,
+    }
     if !stateless {
         return StatusCode::OK;
     }
-    let code = reply.get("error").and_then(|e| e.get("code"));
-    match code.and_then(Value::as_i64) {
+    // Only the error code is read; a result is skipped over. The server writes replies as
+    // objects, so serde's reading of a struct from an array never comes into play.
+    let code = serde_json::from_str::<Reply>(reply.get())
+        .ok()
+        .and_then(|reply| reply.error?.code);
+    match code {
         Some(-32601) => StatusCode::NOT_FOUND,
         Some(-32600 | -32602 | HEADER_MISMATCH | -32021 | UNSUPPORTED_PROTOCOL_VERSION) => {
             StatusCode::BAD_REQUEST

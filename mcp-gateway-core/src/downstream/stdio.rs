@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LinesCodec};
@@ -16,6 +17,15 @@ use crate::transport::MAX_MESSAGE_BYTES;
 /// Messages queued for stdout.
 const OUTPUT_CAPACITY: usize = 1024;
 
+/// Appends JSON text as one line. An upstream's result may be pretty-printed; outside strings
+/// (where they are escaped) line breaks are only whitespace, so they become spaces.
+fn push_one_line(json: &RawValue, line: &mut Vec<u8>) {
+    line.extend(json.get().bytes().map(|byte| match byte {
+        b'\n' | b'\r' => b' ',
+        other => other,
+    }));
+}
+
 /// Serves one client over a pair of byte streams until the input ends or `shutdown` resolves.
 pub async fn serve_stdio<R, W>(
     server: Arc<McpServer>,
@@ -26,12 +36,25 @@ pub async fn serve_stdio<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    // Two queues: messages the gateway builds (answers to initialize, notifications, progress),
+    // and replies to calls, already JSON text. A call's progress is queued before its reply is
+    // produced, and the writer always empties the first queue first, so it is written first.
     let (out, mut pending) = mpsc::channel::<Value>(OUTPUT_CAPACITY);
+    let (replies, mut pending_replies) = mpsc::channel::<Box<RawValue>>(OUTPUT_CAPACITY);
     let writer = tokio::spawn(async move {
-        while let Some(message) = pending.recv().await {
-            let Ok(mut line) = serde_json::to_vec(&message) else {
-                continue;
-            };
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            tokio::select! {
+                biased;
+                Some(message) = pending.recv() => {
+                    if serde_json::to_writer(&mut line, &message).is_err() {
+                        continue;
+                    }
+                }
+                Some(reply) = pending_replies.recv() => push_one_line(&reply, &mut line),
+                else => return,
+            }
             line.push(b'\n');
             if output.write_all(&line).await.is_err() || output.flush().await.is_err() {
                 return;
@@ -115,9 +138,10 @@ pub async fn serve_stdio<R, W>(
         };
         let server = server.clone();
         let out = out.clone();
+        let replies = replies.clone();
         tokio::spawn(async move {
-            if let Some(reply) = server.handle(&current, message, Some(out.clone())).await {
-                let _ = out.send(reply).await;
+            if let Some(reply) = server.handle(&current, message, Some(out)).await {
+                let _ = replies.send(reply).await;
             }
         });
     }
@@ -125,5 +149,24 @@ pub async fn serve_stdio<R, W>(
         server.close_session(session.id()).await;
     }
     drop(out);
+    drop(replies);
     let _ = writer.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pretty_printed_reply_goes_out_as_one_line_with_the_same_value() {
+        let pretty = "{\r\n  \"result\": {\n    \"text\": \"two\\nlines\"\n  }\n}";
+        let reply = RawValue::from_string(pretty.to_owned()).expect("valid JSON");
+        let mut line = Vec::new();
+        push_one_line(&reply, &mut line);
+        assert!(!line.contains(&b'\n') && !line.contains(&b'\r'));
+        let sent: Value = serde_json::from_slice(&line).expect("still JSON");
+        let original: Value = serde_json::from_str(pretty).expect("JSON");
+        assert_eq!(sent, original);
+        assert_eq!(sent["result"]["text"], "two\nlines");
+    }
 }

@@ -30,10 +30,11 @@ async fn list(server: &McpServer, caller: &Caller, cursor: Option<&str>) -> Valu
         None => json!({}),
     };
     let request = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": params });
-    server
+    let reply = server
         .handle(caller, request, None)
         .await
-        .expect("a request gets an answer")
+        .expect("a request gets an answer");
+    jsonrpc::parse(&reply)
 }
 
 fn names(reply: &Value) -> Vec<String> {
@@ -116,6 +117,7 @@ async fn unknown_methods_and_cancelled_requests() {
         )
         .await
         .expect("answer");
+    let reply = jsonrpc::parse(&reply);
     assert_eq!(reply["error"]["code"], JsonRpcError::METHOD_NOT_FOUND);
     assert_eq!(reply["id"], "x");
     // Notifications and the client's answers to unknown ids get no reply.
@@ -125,4 +127,43 @@ async fn unknown_methods_and_cancelled_requests() {
     assert!(server.handle(&caller, stray, None).await.is_none());
     assert!(server.close_session(session.id()).await);
     assert!(!server.close_session(session.id()).await);
+}
+
+#[test]
+fn a_forwarded_result_gets_the_stateless_members_like_a_built_one() {
+    let cases = [
+        (
+            "tools/call",
+            json!({ "content": [{ "type": "text", "text": "hi" }] }),
+        ),
+        (
+            "resources/read",
+            json!({ "contents": [], "_meta": { "vendor/x": 1 }, "resultType": "incomplete" }),
+        ),
+        (
+            "prompts/get",
+            json!({ "messages": [], "_meta": "not an object" }),
+        ),
+    ];
+    for (method, result) in cases {
+        let mut built = result.clone();
+        stateless_result(method, &mut built);
+        let raw = RawValue::from_string(result.to_string()).expect("JSON");
+        let forwarded = jsonrpc::parse(&stateless_raw_result(method, raw));
+        assert_eq!(forwarded, built, "{method}");
+    }
+    let mut read =
+        json!({ "contents": [], "_meta": { "vendor/x": 1 }, "resultType": "incomplete" });
+    stateless_result("resources/read", &mut read);
+    // The upstream's own members win; the gateway only fills in what is missing.
+    assert_eq!(read["resultType"], "incomplete");
+    assert_eq!(read["ttlMs"], 0);
+    assert_eq!(read["_meta"]["vendor/x"], 1);
+    assert_eq!(
+        read["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "mcp-gateway"
+    );
+    // A result that is not an object is passed on as it came.
+    let odd = RawValue::from_string("[1, 2]".into()).expect("JSON");
+    assert_eq!(stateless_raw_result("tools/call", odd).get(), "[1, 2]");
 }

@@ -11,6 +11,7 @@ use futures::{FutureExt, StreamExt};
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode, Uri};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sse_stream::SseStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::http_client::{Body, HttpClient, parse_uri, read_limited, request_error};
 use super::{Connected, INBOUND_CAPACITY, Outbound, TransportEvent};
 use crate::error::Error;
-use crate::jsonrpc::truncate;
+use crate::jsonrpc::{self, truncate};
 use crate::spec::{HttpSpec, ServerId};
 
 // Header names and values built once: from a `&str` they are parsed and validated (and values
@@ -117,7 +118,7 @@ impl StreamableHttp {
     /// it; what follows (normally only the stream's end, which lets the connection be reused) is
     /// left to a reader task only if it has not arrived yet. Otherwise every message, the first
     /// included, goes to the dispatcher in order.
-    async fn read_answer(&self, body: Body, sent: &Value) -> Option<Value> {
+    async fn read_answer(&self, body: Body, sent: &Value) -> Option<Box<RawValue>> {
         let mut stream = SseStream::new(body);
         let first = tokio::select! {
             first = next_message(&mut stream) => first?,
@@ -205,7 +206,7 @@ impl Outbound for StreamableHttp {
         &self,
         message: Value,
         headers: &[(String, String)],
-    ) -> Result<Option<Value>, Error> {
+    ) -> Result<Option<Box<RawValue>>, Error> {
         let mut request_headers = self.common_headers();
         request_headers.insert(ACCEPT, ACCEPT_BOTH);
         request_headers.insert(CONTENT_TYPE, JSON);
@@ -241,7 +242,7 @@ impl Outbound for StreamableHttp {
         let body = read_limited(response.into_body()).await.map_err(|err| {
             Error::transport(&self.server, format!("could not read the response: {err}"))
         })?;
-        let parsed = serde_json::from_slice::<Value>(&body).ok();
+        let parsed = serde_json::from_slice::<Box<RawValue>>(&body).ok();
         match parsed {
             // The answer, or (whatever the status) a JSON-RPC error for this very request.
             Some(value) if answers(&value, &message) => Ok(Some(value)),
@@ -344,13 +345,25 @@ fn is_event_stream(response: &Response<Body>) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(EVENT_STREAM.as_bytes()))
 }
 
-/// Whether `reply` is a JSON-RPC response to the request `sent`.
-fn answers(reply: &Value, sent: &Value) -> bool {
-    if reply.get("method").is_some() {
+/// Whether `reply` is a JSON-RPC response to the request `sent`. Only the reply's `id` and
+/// `method` are read; its result is skipped over, not parsed.
+fn answers(reply: &RawValue, sent: &Value) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        id: Option<Value>,
+        method: Option<serde::de::IgnoredAny>,
+    }
+    if !jsonrpc::is_object(reply) {
         return false;
     }
-    match (reply.get("id"), sent.get("id")) {
-        (Some(reply_id), Some(sent_id)) => reply_id == sent_id,
+    match (serde_json::from_str::<Head>(reply.get()), sent.get("id")) {
+        (
+            Ok(Head {
+                id: Some(id),
+                method: None,
+            }),
+            Some(sent_id),
+        ) => id == *sent_id,
         _ => false,
     }
 }
@@ -371,7 +384,7 @@ async fn next_message(stream: &mut SseStream<Body>) -> Option<TransportEvent> {
         let Some(data) = event.data.filter(|data| !data.is_empty()) else {
             continue;
         };
-        return Some(match serde_json::from_str::<Value>(&data) {
+        return Some(match serde_json::from_str::<Box<RawValue>>(&data) {
             Ok(value) => TransportEvent::Message(value),
             Err(_) => TransportEvent::Garbage(truncate(&data, 200)),
         });

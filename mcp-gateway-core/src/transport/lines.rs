@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
@@ -87,7 +88,7 @@ where
     while let Some(line) = lines.next().await {
         let event = match line {
             Ok(line) if line.trim().is_empty() => continue,
-            Ok(line) => match serde_json::from_str::<Value>(&line) {
+            Ok(line) => match serde_json::from_str::<Box<RawValue>>(&line) {
                 Ok(value) => TransportEvent::Message(value),
                 Err(_) => TransportEvent::Garbage(truncate(&line, 200)),
             },

@@ -11,6 +11,7 @@ use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Method, Uri};
 use reqwest::Url;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sse_stream::SseStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -129,7 +130,7 @@ async fn read_stream(
                 }
             }
             None | Some("message") => {
-                let event = match serde_json::from_str::<Value>(&data) {
+                let event = match serde_json::from_str::<Box<RawValue>>(&data) {
                     Ok(value) => TransportEvent::Message(value),
                     Err(_) => TransportEvent::Garbage(truncate(&data, 200)),
                 };

@@ -2,7 +2,7 @@
 //! upstream keeps working.
 
 use mcp_gateway_core::{Error, Gateway, GatewayEvent, ServerSpec, ServerStatus};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::{everything_stdio, first_text, free_port, next_matching, repo_root};
 
@@ -104,7 +104,10 @@ async fn an_upstream_error_names_the_server_and_keeps_the_connection() {
     // server-everything reports invalid arguments either as a JSON-RPC error or as a tool error.
     match err {
         Err(Error::Upstream { server, .. }) => assert_eq!(server.as_str(), "everything"),
-        Ok(result) => assert_eq!(result["isError"], true, "{result}"),
+        Ok(result) => {
+            let result: Value = serde_json::from_str(result.get()).expect("JSON");
+            assert_eq!(result["isError"], true, "{result}")
+        }
         Err(other) => panic!("unexpected error {other:?}"),
     }
     let echoed = gateway

@@ -1,0 +1,107 @@
+use serde_json::json;
+use serde_json::value::RawValue;
+
+use super::*;
+
+fn raw(text: &str) -> Box<RawValue> {
+    RawValue::from_string(text.to_owned()).expect("valid JSON")
+}
+
+fn only(mut messages: Vec<Incoming<Box<RawValue>>>) -> Incoming<Box<RawValue>> {
+    assert_eq!(messages.len(), 1);
+    messages.remove(0)
+}
+
+#[test]
+fn a_result_is_kept_as_the_peer_wrote_it() {
+    let text = r#"{"jsonrpc":"2.0","id":7,"result":{ "content" : [ {"type":"text","text":"a\nb"} ], "z":1.50 }}"#;
+    match only(classify_raw(&raw(text))) {
+        Incoming::Response { id, outcome } => {
+            assert_eq!(id, 7);
+            let result = outcome.expect("a result");
+            // Spacing, member order and number spelling survive: the text is not re-encoded.
+            assert_eq!(
+                result.get(),
+                r#"{ "content" : [ {"type":"text","text":"a\nb"} ], "z":1.50 }"#
+            );
+        }
+        other => panic!("not a response: {other:?}"),
+    }
+}
+
+#[test]
+fn null_ids_and_null_results_are_present() {
+    match only(classify_raw(&raw(
+        r#"{"jsonrpc":"2.0","id":1,"result":null}"#,
+    ))) {
+        Incoming::Response { outcome, .. } => assert_eq!(outcome.expect("a result").get(), "null"),
+        other => panic!("a null result is a result: {other:?}"),
+    }
+    let error = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"bad"}}"#;
+    match only(classify_raw(&raw(error))) {
+        Incoming::Response { id, outcome } => {
+            assert_eq!(id, Value::Null);
+            assert_eq!(outcome.expect_err("an error").code, -32700);
+        }
+        other => panic!("a null id is an id: {other:?}"),
+    }
+}
+
+#[test]
+fn requests_notifications_and_batches_are_sorted() {
+    let batch = r#"[{"jsonrpc":"2.0","id":"r","method":"roots/list","params":{"a":1}},
+                    {"jsonrpc":"2.0","method":"notifications/progress"}]"#;
+    let messages = classify_raw(&raw(batch));
+    assert!(matches!(
+        &messages[..],
+        [
+            Incoming::Request { method, params: Some(_), .. },
+            Incoming::Notification { params: None, .. },
+        ] if method == "roots/list"
+    ));
+}
+
+#[test]
+fn malformed_messages_are_invalid_with_a_reason() {
+    let cases = [
+        (r#"[1, 2]"#, "not a JSON-RPC object"),
+        (r#"[[1, "ping"]]"#, "not a JSON-RPC object"),
+        (r#"[7, null]"#, "not a JSON-RPC object"),
+        (r#""text""#, "not a JSON-RPC object"),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":5}"#,
+            "method is not a string",
+        ),
+        (r#"{"jsonrpc":"2.0","id":1}"#, "neither result nor error"),
+        (r#"{"jsonrpc":"2.0"}"#, "neither method nor id"),
+    ];
+    for (text, reason) in cases {
+        for message in classify_raw(&raw(text)) {
+            match message {
+                Incoming::Invalid(why) => assert!(why.contains(reason), "{text}: {why}"),
+                other => panic!("{text} classified as {other:?}"),
+            }
+        }
+    }
+    let malformed = r#"{"jsonrpc":"2.0","id":1,"error":"boom"}"#;
+    let error = outcome(&raw(malformed)).expect_err("an error");
+    assert_eq!(error.code, JsonRpcError::INTERNAL_ERROR);
+    assert!(error.message.contains("malformed error object"), "{error}");
+    let request = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    assert!(outcome(&raw(request)).is_err());
+}
+
+#[test]
+fn a_forwarded_result_is_written_out_unchanged() {
+    let result = raw(r#"{"b": 2.50, "a": [1]}"#);
+    let reply = encode_response(&json!("id-1"), &result);
+    assert_eq!(
+        reply.get(),
+        r#"{"jsonrpc":"2.0","id":"id-1","result":{"b": 2.50, "a": [1]}}"#
+    );
+    let built = encode_response(&json!(3), &json!({ "tools": [] }));
+    assert_eq!(
+        built.get(),
+        r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[]}}"#
+    );
+}
