@@ -11,7 +11,7 @@ mod session;
 mod stdio;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -307,15 +307,15 @@ impl McpServer {
     }
 
     /// Handles one message from a client and returns the response to send, if it is a request,
-    /// as JSON text ready for the wire: a forwarded call's result is the upstream's own text,
-    /// never parsed on the way. Messages the call produces on the way (progress, logs, relayed
+    /// written out for the wire: a forwarded call's result is the upstream's own text, never
+    /// parsed on the way. Messages the call produces on the way (progress, logs, relayed
     /// requests) go to `stream`, the request's own stream; without one they are dropped.
     pub async fn handle(
         &self,
         caller: &Caller,
         message: Value,
         stream: Option<mpsc::Sender<Value>>,
-    ) -> Option<Box<RawValue>> {
+    ) -> Option<Reply> {
         let mut replies = Vec::new();
         for message in jsonrpc::classify(message) {
             if let Some(reply) = self.handle_one(caller, message, stream.clone()).await {
@@ -325,7 +325,13 @@ impl McpServer {
         match replies.len() {
             0 => None,
             1 => replies.pop(),
-            _ => Some(jsonrpc::encode(&replies)),
+            _ => {
+                let batch: Vec<Box<RawValue>> = replies.into_iter().map(Reply::into_json).collect();
+                Some(Reply {
+                    json: jsonrpc::encode(&batch),
+                    error_code: None,
+                })
+            }
         }
     }
 
@@ -334,7 +340,7 @@ impl McpServer {
         caller: &Caller,
         message: Incoming,
         stream: Option<mpsc::Sender<Value>>,
-    ) -> Option<Box<RawValue>> {
+    ) -> Option<Reply> {
         match message {
             Incoming::Request { id, method, params } => {
                 let outcome = match caller {
@@ -351,8 +357,11 @@ impl McpServer {
                     Caller::Stateless => self.request(caller, &method, params, stream).await,
                 };
                 Some(match outcome {
-                    Ok(result) => jsonrpc::encode_response(&id, &result),
-                    Err(error) => jsonrpc::encode(&jsonrpc::error_response(id, &error)),
+                    Ok(result) => Reply {
+                        json: jsonrpc::encode_response(&id, &result),
+                        error_code: None,
+                    },
+                    Err(error) => Reply::error(id, &error),
                 })
             }
             Incoming::Notification { method, params } => {
@@ -370,10 +379,10 @@ impl McpServer {
                 }
                 None
             }
-            Incoming::Invalid(reason) => Some(jsonrpc::encode(&jsonrpc::error_response(
+            Incoming::Invalid(reason) => Some(Reply::error(
                 Value::Null,
                 &JsonRpcError::new(JsonRpcError::INVALID_REQUEST, reason),
-            ))),
+            )),
         }
     }
 
@@ -783,8 +792,45 @@ fn capabilities() -> Value {
     })
 }
 
+/// [`server_info`] written out once, for the results that are forwarded as text.
+fn encoded_server_info() -> &'static RawValue {
+    static ENCODED: OnceLock<Box<RawValue>> = OnceLock::new();
+    ENCODED.get_or_init(|| jsonrpc::encode(&server_info()))
+}
+
 fn server_info() -> Value {
     json!({ "name": "mcp-gateway", "title": "MCP Gateway", "version": env!("CARGO_PKG_VERSION") })
+}
+
+/// A reply to a client's message, written out as JSON text.
+#[derive(Debug)]
+pub struct Reply {
+    json: Box<RawValue>,
+    error_code: Option<i64>,
+}
+
+impl Reply {
+    fn error(id: Value, error: &JsonRpcError) -> Self {
+        Self {
+            json: jsonrpc::encode(&jsonrpc::error_response(id, error)),
+            error_code: Some(error.code),
+        }
+    }
+
+    /// The reply as JSON text.
+    pub fn json(&self) -> &RawValue {
+        &self.json
+    }
+
+    /// The reply as JSON text, owned.
+    pub fn into_json(self) -> Box<RawValue> {
+        self.json
+    }
+
+    /// The JSON-RPC error code, when the reply is one error response (not for a batch).
+    pub fn error_code(&self) -> Option<i64> {
+        self.error_code
+    }
 }
 
 /// The result of a request: built by the gateway, or an upstream's JSON forwarded as it came.
@@ -822,26 +868,95 @@ fn stateless_result(method: &str, result: &mut Value) {
     }
 }
 
-/// [`stateless_result`] for a forwarded result: only its top level is split into members, each
-/// kept as the upstream wrote it; only `_meta` is parsed, to add to it.
+/// [`stateless_result`] for a forwarded result. Without a `_meta` of the upstream's (the common
+/// case) the missing members are appended to its text; otherwise only its top level is split
+/// into members, each left as the upstream wrote it, and `_meta` the same way.
 fn stateless_raw_result(method: &str, result: Box<RawValue>) -> Box<RawValue> {
-    let Ok(mut members) = serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(result.get())
-    else {
+    /// Which of the members the gateway may add are there already.
+    #[derive(serde::Deserialize)]
+    struct Present {
+        #[serde(rename = "resultType")]
+        result_type: Option<serde::de::IgnoredAny>,
+        #[serde(rename = "ttlMs")]
+        ttl_ms: Option<serde::de::IgnoredAny>,
+        #[serde(rename = "cacheScope")]
+        cache_scope: Option<serde::de::IgnoredAny>,
+        #[serde(rename = "_meta")]
+        meta: Option<serde::de::IgnoredAny>,
+    }
+    if !jsonrpc::is_object(&result) {
+        // Not an object: nothing to add to.
+        return result;
+    }
+    if let Ok(present) = serde_json::from_str::<Present>(result.get())
+        && present.meta.is_none()
+    {
+        let mut text = result.get().trim_end().to_owned();
+        // The closing brace goes; the object is empty if only its opening brace is left.
+        text.pop();
+        let mut empty = text.trim_end() == "{";
+        let mut append = |key: &str, value: &str| {
+            if !empty {
+                text.push(',');
+            }
+            empty = false;
+            text.push('"');
+            text.push_str(key);
+            text.push_str("\":");
+            text.push_str(value);
+        };
+        for (key, value) in stateless_defaults(method) {
+            let there = match key {
+                "resultType" => present.result_type.is_some(),
+                "ttlMs" => present.ttl_ms.is_some(),
+                _ => present.cache_scope.is_some(),
+            };
+            if !there {
+                append(key, jsonrpc::encode(&value).get());
+            }
+        }
+        let meta = format!(
+            "{{\"io.modelcontextprotocol/serverInfo\":{}}}",
+            encoded_server_info().get()
+        );
+        append("_meta", &meta);
+        text.push('}');
+        return RawValue::from_string(text).unwrap_or_else(|err| {
+            tracing::error!(error = %err, "could not extend a forwarded result");
+            RawValue::NULL.to_owned()
+        });
+    }
+    let members = jsonrpc::is_object(&result)
+        .then(|| serde_json::from_str::<BTreeMap<String, &RawValue>>(result.get()).ok())
+        .flatten();
+    let Some(mut members) = members else {
         // Not an object: nothing to add to.
         return result;
     };
-    for (key, value) in stateless_defaults(method) {
-        members
-            .entry(key.to_owned())
-            .or_insert_with(|| jsonrpc::encode(&value));
+    let defaults: Vec<(&str, Box<RawValue>)> = stateless_defaults(method)
+        .into_iter()
+        .filter(|(key, _)| !members.contains_key(*key))
+        .map(|(key, value)| (key, jsonrpc::encode(&value)))
+        .collect();
+    // `_meta` is split the same way; only the gateway's own `serverInfo` goes in (or replaces
+    // the upstream's). One that is not an object is left as it is, as `stateless_result` does.
+    let server_info = encoded_server_info();
+    let meta = match members.get("_meta") {
+        None => Some(BTreeMap::new()),
+        Some(meta) if jsonrpc::is_object(meta) => {
+            serde_json::from_str::<BTreeMap<String, &RawValue>>(meta.get()).ok()
+        }
+        Some(_) => None,
     }
-    let mut meta = match members.get("_meta") {
-        Some(meta) => jsonrpc::parse(meta),
-        None => Value::Object(Map::new()),
-    };
-    if let Value::Object(fields) = &mut meta {
-        fields.insert("io.modelcontextprotocol/serverInfo".into(), server_info());
-        members.insert("_meta".into(), jsonrpc::encode(&meta));
+    .map(|mut fields| {
+        fields.insert("io.modelcontextprotocol/serverInfo".into(), server_info);
+        jsonrpc::encode(&fields)
+    });
+    for (key, value) in &defaults {
+        members.insert((*key).to_owned(), value);
+    }
+    if let Some(meta) = &meta {
+        members.insert("_meta".into(), meta);
     }
     jsonrpc::encode(&members)
 }

@@ -186,16 +186,18 @@ fn classify_raw_one(message: &RawValue) -> Incoming<Box<RawValue>> {
     }
 }
 
-/// What an upstream's response carries: its result (unparsed) or its error. Anything but a
-/// response is an error.
-pub(crate) fn outcome(message: &RawValue) -> Result<Box<RawValue>, JsonRpcError> {
+/// What an upstream's response carries: its result (unparsed) or its error.
+pub(crate) type Outcome = Result<Box<RawValue>, JsonRpcError>;
+
+/// The outcome `message` carries if it is the response to the request with id `id`; `None` for
+/// anything else (a request, a notification, another id, a batch).
+pub(crate) fn answer_to(message: &RawValue, id: &Value) -> Option<Outcome> {
     match classify_raw_one(message) {
-        Incoming::Response { outcome, .. } => outcome,
-        Incoming::Invalid(reason) => Err(JsonRpcError::new(JsonRpcError::INTERNAL_ERROR, reason)),
-        _ => Err(JsonRpcError::new(
-            JsonRpcError::INTERNAL_ERROR,
-            "the upstream's answer is not a response",
-        )),
+        Incoming::Response {
+            id: answered,
+            outcome,
+        } if answered == *id => Some(outcome),
+        _ => None,
     }
 }
 

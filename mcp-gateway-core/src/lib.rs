@@ -42,8 +42,8 @@ mod upstream;
 pub use discovery::{DiscoverySource, StaticSource};
 pub use downstream::{
     Caller, DownstreamConfig, HEADER_MISMATCH, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION,
-    McpServer, RESOURCE_NOT_FOUND, Session, UNSUPPORTED_PROTOCOL_VERSION, check_stateless_meta,
-    is_stateless_message, new_session_id, serve_stdio, to_jsonrpc,
+    McpServer, RESOURCE_NOT_FOUND, Reply, Session, UNSUPPORTED_PROTOCOL_VERSION,
+    check_stateless_meta, is_stateless_message, new_session_id, serve_stdio, to_jsonrpc,
 };
 pub use error::{BoxError, Error, ErrorSide, error_chain};
 pub use events::{

@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use crate::error::Error;
+use crate::jsonrpc::Outcome;
 use crate::spec::{ServerSpec, TransportSpec};
 pub(crate) use http_client::is_connect_error;
 
@@ -50,7 +51,7 @@ pub(crate) trait Outbound: Send + Sync {
         &self,
         message: Value,
         _headers: &[(String, String)],
-    ) -> Result<Option<Box<RawValue>>, Error> {
+    ) -> Result<Option<Outcome>, Error> {
         self.send(message).await.map(|()| None)
     }
 

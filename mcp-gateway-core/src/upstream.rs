@@ -597,7 +597,7 @@ async fn request(
             .await;
         let answer = match sent {
             Ok(None) => return Ok(answered.await),
-            Ok(Some(answer)) => Ok(Ok(jsonrpc::outcome(&answer))),
+            Ok(Some(outcome)) => Ok(Ok(outcome)),
             Err(err) => Err(err),
         };
         // Answered in the exchange itself, or failed: nothing is pending any more.

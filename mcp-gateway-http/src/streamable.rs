@@ -19,7 +19,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use mcp_gateway_core::{
-    Caller, Catalog, HEADER_MISMATCH, JsonRpcError, META_PROTOCOL_VERSION, SESSION_VERSIONS,
+    Caller, Catalog, HEADER_MISMATCH, JsonRpcError, META_PROTOCOL_VERSION, Reply, SESSION_VERSIONS,
     STATELESS_VERSION, UNSUPPORTED_PROTOCOL_VERSION, check_stateless_meta, is_stateless_message,
 };
 use serde_json::value::RawValue;
@@ -133,7 +133,7 @@ pub(crate) async fn post(
         return answer_or_stream(&state, caller, message).await;
     }
     match state.server.handle(&caller, message, None).await {
-        Some(reply) => json_reply(StatusCode::OK, reply),
+        Some(reply) => json_reply(StatusCode::OK, reply.into_json()),
         None => StatusCode::ACCEPTED.into_response(),
     }
 }
@@ -208,7 +208,7 @@ async fn answer_or_stream(state: &AppState, caller: Caller, message: Value) -> R
             };
             if let Some(reply) = reply {
                 // It joins what the call produced on the one stream, in order.
-                let _ = answers.send(parse(&reply)).await;
+                let _ = answers.send(parse(reply.json())).await;
             }
         });
     }
@@ -221,7 +221,7 @@ async fn answer_or_stream(state: &AppState, caller: Caller, message: Value) -> R
 /// (progress, logs) before its answer.
 fn finished(
     state: &AppState,
-    reply: Option<Box<RawValue>>,
+    reply: Option<Reply>,
     mut produced: mpsc::Receiver<Value>,
     stateless: bool,
 ) -> Response {
@@ -229,13 +229,13 @@ fn finished(
         return StatusCode::ACCEPTED.into_response();
     };
     match produced.try_recv() {
-        Err(_) => json_reply(answer_status(&reply, stateless), reply),
+        Err(_) => json_reply(answer_status(&reply, stateless), reply.into_json()),
         Ok(first) => {
             // Nothing is left to cancel: the call has ended.
             let rest = message_events(produced, CancellationToken::new().drop_guard());
             let events = futures::stream::iter([event(first)])
                 .chain(rest)
-                .chain(futures::stream::iter([raw_event(&reply)]));
+                .chain(futures::stream::iter([raw_event(reply.json())]));
             sse_response(events, state.config.sse_keep_alive)
         }
     }
@@ -244,15 +244,12 @@ fn finished(
 /// A call being answered. If its handler is dropped before the call ends (the client left), a
 /// session-era call goes on in a task of its own and a stateless one ends with it.
 struct Call {
-    work: Option<futures::future::BoxFuture<'static, Option<Box<RawValue>>>>,
+    work: Option<futures::future::BoxFuture<'static, Option<Reply>>>,
     detach_on_drop: bool,
 }
 
 impl Call {
-    fn poll_work(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Box<RawValue>>> {
+    fn poll_work(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Reply>> {
         match self.work.as_mut() {
             Some(work) => work.as_mut().poll(cx),
             None => std::task::Poll::Pending,
@@ -403,7 +400,7 @@ async fn stateless(state: AppState, headers: &HeaderMap, message: Value) -> Resp
     let Some(reply) = state.server.handle(&Caller::Stateless, message, None).await else {
         return StatusCode::ACCEPTED.into_response();
     };
-    json_reply(answer_status(&reply, true), reply)
+    json_reply(answer_status(&reply, true), reply.into_json())
 }
 
 /// A reply the server wrote out, sent as it is.
@@ -428,23 +425,11 @@ pub(crate) fn parse(reply: &RawValue) -> Value {
 
 /// The HTTP status of an answer sent as JSON: 200, except that the stateless revision gives some
 /// errors their own status.
-fn answer_status(reply: &RawValue, stateless: bool) -> StatusCode {
-    #[derive(serde::Deserialize)]
-    struct Reply {
-        error: Option<ErrorCode>,
-    }
-    #[derive(serde::Deserialize)]
-    struct ErrorCode {
-        code: Option<i64>,
-    }
+fn answer_status(reply: &Reply, stateless: bool) -> StatusCode {
     if !stateless {
         return StatusCode::OK;
     }
-    // Only the error code is read; a result is skipped over. The server writes replies as
-    // objects, so serde's reading of a struct from an array never comes into play.
-    let code = serde_json::from_str::<Reply>(reply.get())
-        .ok()
-        .and_then(|reply| reply.error?.code);
+    let code = reply.error_code();
     match code {
         Some(-32601) => StatusCode::NOT_FOUND,
         Some(-32600 | -32602 | HEADER_MISMATCH | -32021 | UNSUPPORTED_PROTOCOL_VERSION) => {

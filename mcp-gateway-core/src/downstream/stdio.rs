@@ -141,7 +141,7 @@ pub async fn serve_stdio<R, W>(
         let replies = replies.clone();
         tokio::spawn(async move {
             if let Some(reply) = server.handle(&current, message, Some(out)).await {
-                let _ = replies.send(reply).await;
+                let _ = replies.send(reply.into_json()).await;
             }
         });
     }

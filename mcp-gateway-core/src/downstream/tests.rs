@@ -34,7 +34,7 @@ async fn list(server: &McpServer, caller: &Caller, cursor: Option<&str>) -> Valu
         .handle(caller, request, None)
         .await
         .expect("a request gets an answer");
-    jsonrpc::parse(&reply)
+    jsonrpc::parse(reply.json())
 }
 
 fn names(reply: &Value) -> Vec<String> {
@@ -117,7 +117,8 @@ async fn unknown_methods_and_cancelled_requests() {
         )
         .await
         .expect("answer");
-    let reply = jsonrpc::parse(&reply);
+    assert_eq!(reply.error_code(), Some(JsonRpcError::METHOD_NOT_FOUND));
+    let reply = jsonrpc::parse(reply.json());
     assert_eq!(reply["error"]["code"], JsonRpcError::METHOD_NOT_FOUND);
     assert_eq!(reply["id"], "x");
     // Notifications and the client's answers to unknown ids get no reply.
@@ -151,6 +152,25 @@ fn a_forwarded_result_gets_the_stateless_members_like_a_built_one() {
         let raw = RawValue::from_string(result.to_string()).expect("JSON");
         let forwarded = jsonrpc::parse(&stateless_raw_result(method, raw));
         assert_eq!(forwarded, built, "{method}");
+    }
+    // Texts as upstreams write them, with their own spacing; appended to, not rewritten.
+    for (method, text) in [
+        ("tools/call", "{}"),
+        ("tools/call", "{ }\n"),
+        (
+            "resources/read",
+            r#"{ "resultType": "complete", "contents" : [] }  "#,
+        ),
+        (
+            "resources/read",
+            r#"{"ttlMs":5,"cacheScope":"shared","contents":[]}"#,
+        ),
+    ] {
+        let mut built: Value = serde_json::from_str(text).expect("JSON");
+        stateless_result(method, &mut built);
+        let raw = RawValue::from_string(text.to_owned()).expect("JSON");
+        let forwarded = stateless_raw_result(method, raw);
+        assert_eq!(jsonrpc::parse(&forwarded), built, "{text}");
     }
     let mut read =
         json!({ "contents": [], "_meta": { "vendor/x": 1 }, "resultType": "incomplete" });

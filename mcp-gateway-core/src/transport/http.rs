@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::http_client::{Body, HttpClient, parse_uri, read_limited, request_error};
 use super::{Connected, INBOUND_CAPACITY, Outbound, TransportEvent};
 use crate::error::Error;
-use crate::jsonrpc::{self, truncate};
+use crate::jsonrpc::{self, Outcome, truncate};
 use crate::spec::{HttpSpec, ServerId};
 
 // Header names and values built once: from a `&str` they are parsed and validated (and values
@@ -118,14 +118,21 @@ impl StreamableHttp {
     /// it; what follows (normally only the stream's end, which lets the connection be reused) is
     /// left to a reader task only if it has not arrived yet. Otherwise every message, the first
     /// included, goes to the dispatcher in order.
-    async fn read_answer(&self, body: Body, sent: &Value) -> Option<Box<RawValue>> {
+    async fn read_answer(&self, body: Body, sent: &Value) -> Option<Outcome> {
         let mut stream = SseStream::new(body);
         let first = tokio::select! {
             first = next_message(&mut stream) => first?,
             _ = self.cancel.cancelled() => return None,
         };
         let answer = match first {
-            TransportEvent::Message(value) if answers(&value, sent) => value,
+            TransportEvent::Message(message) => match answer_to(&message, sent) {
+                Some(outcome) => outcome,
+                None => {
+                    let _ = self.events.send(TransportEvent::Message(message)).await;
+                    self.spawn_event_reader(stream);
+                    return None;
+                }
+            },
             other => {
                 let _ = self.events.send(other).await;
                 self.spawn_event_reader(stream);
@@ -196,17 +203,16 @@ impl StreamableHttp {
 #[async_trait]
 impl Outbound for StreamableHttp {
     async fn send(&self, message: Value) -> Result<(), Error> {
-        if let Some(answer) = self.send_request(message, &[]).await? {
-            let _ = self.events.send(TransportEvent::Message(answer)).await;
-        }
-        Ok(())
+        // What is sent this way (notifications, replies to the server's requests) is not a
+        // request, so nothing can answer it and nothing waits for an answer.
+        self.send_request(message, &[]).await.map(|_| ())
     }
 
     async fn send_request(
         &self,
         message: Value,
         headers: &[(String, String)],
-    ) -> Result<Option<Box<RawValue>>, Error> {
+    ) -> Result<Option<Outcome>, Error> {
         let mut request_headers = self.common_headers();
         request_headers.insert(ACCEPT, ACCEPT_BOTH);
         request_headers.insert(CONTENT_TYPE, JSON);
@@ -243,9 +249,14 @@ impl Outbound for StreamableHttp {
             Error::transport(&self.server, format!("could not read the response: {err}"))
         })?;
         let parsed = serde_json::from_slice::<Box<RawValue>>(&body).ok();
+        // The answer, or (whatever the status) a JSON-RPC error for this very request.
+        if let Some(outcome) = parsed
+            .as_deref()
+            .and_then(|value| answer_to(value, &message))
+        {
+            return Ok(Some(outcome));
+        }
         match parsed {
-            // The answer, or (whatever the status) a JSON-RPC error for this very request.
-            Some(value) if answers(&value, &message) => Ok(Some(value)),
             Some(value) if status.is_success() => {
                 let _ = self.events.send(TransportEvent::Message(value)).await;
                 Ok(None)
@@ -345,27 +356,9 @@ fn is_event_stream(response: &Response<Body>) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(EVENT_STREAM.as_bytes()))
 }
 
-/// Whether `reply` is a JSON-RPC response to the request `sent`. Only the reply's `id` and
-/// `method` are read; its result is skipped over, not parsed.
-fn answers(reply: &RawValue, sent: &Value) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        id: Option<Value>,
-        method: Option<serde::de::IgnoredAny>,
-    }
-    if !jsonrpc::is_object(reply) {
-        return false;
-    }
-    match (serde_json::from_str::<Head>(reply.get()), sent.get("id")) {
-        (
-            Ok(Head {
-                id: Some(id),
-                method: None,
-            }),
-            Some(sent_id),
-        ) => id == *sent_id,
-        _ => false,
-    }
+/// The outcome `reply` carries if it is the response to the request `sent`.
+fn answer_to(reply: &RawValue, sent: &Value) -> Option<Outcome> {
+    jsonrpc::answer_to(reply, sent.get("id")?)
 }
 
 /// Forwards every message of an SSE body until it ends.
