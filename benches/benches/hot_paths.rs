@@ -133,7 +133,7 @@ mod registry {
         let request = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {} });
         bencher.bench_local(|| {
             let reply = runtime.block_on(server.handle(&caller, request.clone(), None));
-            reply.map(|reply| reply.json().get().len())
+            reply.map(|reply| reply.json().len())
         });
     }
 
@@ -222,8 +222,7 @@ mod upstream {
         let reply = runtime.block_on(server.handle(&caller, request.clone(), None));
         assert!(
             reply.as_ref().is_some_and(|r| {
-                serde_json::from_str::<Value>(r.json().get())
-                    .is_ok_and(|r| r.get("result").is_some())
+                serde_json::from_str::<Value>(r.json()).is_ok_and(|r| r.get("result").is_some())
             }),
             "tools/call through the server failed: {reply:?}"
         );

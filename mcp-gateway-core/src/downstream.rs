@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
-use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -326,9 +325,9 @@ impl McpServer {
             0 => None,
             1 => replies.pop(),
             _ => {
-                let batch: Vec<Box<RawValue>> = replies.into_iter().map(Reply::into_json).collect();
+                let batch: Vec<String> = replies.into_iter().map(Reply::into_json).collect();
                 Some(Reply {
-                    json: jsonrpc::encode(&batch),
+                    json: format!("[{}]", batch.join(",")),
                     error_code: None,
                 })
             }
@@ -357,8 +356,13 @@ impl McpServer {
                     Caller::Stateless => self.request(caller, &method, params, stream).await,
                 };
                 Some(match outcome {
-                    Ok(result) => Reply {
-                        json: jsonrpc::encode_response(&id, &result),
+                    Ok(answer) => Reply {
+                        json: match answer {
+                            Answer::Built(result) => {
+                                jsonrpc::response_text(&id, &jsonrpc::to_text(&result))
+                            }
+                            Answer::Text(result) => jsonrpc::response_text(&id, &result),
+                        },
                         error_code: None,
                     },
                     Err(error) => Reply::error(id, &error),
@@ -414,10 +418,10 @@ impl McpServer {
             }
             "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => {
                 let result = self.forward(caller, method, params, stream).await?;
-                return Ok(Answer::Forwarded(if stateless {
+                return Ok(Answer::Text(if stateless {
                     stateless_raw_result(method, result)
                 } else {
-                    result
+                    String::from(Box::<str>::from(result))
                 }));
             }
             "resources/subscribe" | "resources/unsubscribe" if !stateless => {
@@ -805,25 +809,25 @@ fn server_info() -> Value {
 /// A reply to a client's message, written out as JSON text.
 #[derive(Debug)]
 pub struct Reply {
-    json: Box<RawValue>,
+    json: String,
     error_code: Option<i64>,
 }
 
 impl Reply {
     fn error(id: Value, error: &JsonRpcError) -> Self {
         Self {
-            json: jsonrpc::encode(&jsonrpc::error_response(id, error)),
+            json: jsonrpc::to_text(&jsonrpc::error_response(id, error)),
             error_code: Some(error.code),
         }
     }
 
     /// The reply as JSON text.
-    pub fn json(&self) -> &RawValue {
+    pub fn json(&self) -> &str {
         &self.json
     }
 
     /// The reply as JSON text, owned.
-    pub fn into_json(self) -> Box<RawValue> {
+    pub fn into_json(self) -> String {
         self.json
     }
 
@@ -833,12 +837,11 @@ impl Reply {
     }
 }
 
-/// The result of a request: built by the gateway, or an upstream's JSON forwarded as it came.
-#[derive(Serialize)]
-#[serde(untagged)]
+/// The result of a request: built by the gateway, or JSON text (an upstream's, forwarded as it
+/// came, perhaps with members appended).
 enum Answer {
     Built(Value),
-    Forwarded(Box<RawValue>),
+    Text(String),
 }
 
 /// The members 2026-07-28 requires of a `method` result, with the values the gateway gives them
@@ -871,7 +874,7 @@ fn stateless_result(method: &str, result: &mut Value) {
 /// [`stateless_result`] for a forwarded result. Without a `_meta` of the upstream's (the common
 /// case) the missing members are appended to its text; otherwise only its top level is split
 /// into members, each left as the upstream wrote it, and `_meta` the same way.
-fn stateless_raw_result(method: &str, result: Box<RawValue>) -> Box<RawValue> {
+fn stateless_raw_result(method: &str, result: Box<RawValue>) -> String {
     /// Which of the members the gateway may add are there already.
     #[derive(serde::Deserialize)]
     struct Present {
@@ -886,7 +889,7 @@ fn stateless_raw_result(method: &str, result: Box<RawValue>) -> Box<RawValue> {
     }
     if !jsonrpc::is_object(&result) {
         // Not an object: nothing to add to.
-        return result;
+        return String::from(Box::<str>::from(result));
     }
     if let Ok(present) = serde_json::from_str::<Present>(result.get())
         && present.meta.is_none()
@@ -921,17 +924,14 @@ fn stateless_raw_result(method: &str, result: Box<RawValue>) -> Box<RawValue> {
         );
         append("_meta", &meta);
         text.push('}');
-        return RawValue::from_string(text).unwrap_or_else(|err| {
-            tracing::error!(error = %err, "could not extend a forwarded result");
-            RawValue::NULL.to_owned()
-        });
+        return text;
     }
     let members = jsonrpc::is_object(&result)
         .then(|| serde_json::from_str::<BTreeMap<String, &RawValue>>(result.get()).ok())
         .flatten();
     let Some(mut members) = members else {
-        // Not an object: nothing to add to.
-        return result;
+        // An object that does not split into members: passed on as it came.
+        return result.get().to_owned();
     };
     let defaults: Vec<(&str, Box<RawValue>)> = stateless_defaults(method)
         .into_iter()
@@ -958,7 +958,7 @@ fn stateless_raw_result(method: &str, result: Box<RawValue>) -> Box<RawValue> {
     if let Some(meta) = &meta {
         members.insert("_meta".into(), meta);
     }
-    jsonrpc::encode(&members)
+    jsonrpc::to_text(&members)
 }
 
 fn internal(message: impl Into<String>) -> JsonRpcError {

@@ -259,19 +259,25 @@ pub(crate) fn error_response(id: Value, error: &JsonRpcError) -> Value {
     Value::Object(message)
 }
 
-/// A response, written out. `result` goes out as it is held: a forwarded upstream result is
-/// copied as text, not re-encoded.
-pub(crate) fn encode_response(id: &Value, result: &impl Serialize) -> Box<RawValue> {
-    #[derive(Serialize)]
-    struct Response<'a, R> {
-        jsonrpc: &'static str,
-        id: &'a Value,
-        result: &'a R,
-    }
-    encode(&Response {
-        jsonrpc: "2.0",
-        id,
-        result,
+/// A response written out, its result given as JSON text: copied in, not re-encoded.
+pub(crate) fn response_text(id: &Value, result: &str) -> String {
+    let id = to_text(id);
+    let mut text = String::with_capacity(result.len() + id.len() + 32);
+    text.push_str(r#"{"jsonrpc":"2.0","id":"#);
+    text.push_str(&id);
+    text.push_str(r#","result":"#);
+    text.push_str(result);
+    text.push('}');
+    text
+}
+
+/// A message written out as JSON text.
+pub(crate) fn to_text(message: &impl Serialize) -> String {
+    // Values, raw JSON and string-keyed maps of them always serialise; should that ever change,
+    // the client gets `null` and the log says why, rather than the gateway stopping.
+    serde_json::to_string(message).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "could not encode a message");
+        "null".into()
     })
 }
 

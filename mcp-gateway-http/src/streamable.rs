@@ -22,7 +22,6 @@ use mcp_gateway_core::{
     Caller, Catalog, HEADER_MISMATCH, JsonRpcError, META_PROTOCOL_VERSION, Reply, SESSION_VERSIONS,
     STATELESS_VERSION, UNSUPPORTED_PROTOCOL_VERSION, check_stateless_meta, is_stateless_message,
 };
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -296,8 +295,8 @@ fn message_events(
 }
 
 /// A reply the server wrote out as an SSE `message` event.
-fn raw_event(reply: &RawValue) -> Result<Event, Infallible> {
-    Ok(Event::default().event("message").data(reply.get()))
+fn raw_event(reply: &str) -> Result<Event, Infallible> {
+    Ok(Event::default().event("message").data(reply))
 }
 
 /// One JSON-RPC message as an SSE `message` event.
@@ -404,8 +403,8 @@ async fn stateless(state: AppState, headers: &HeaderMap, message: Value) -> Resp
 }
 
 /// A reply the server wrote out, sent as it is.
-fn json_reply(status: StatusCode, reply: Box<RawValue>) -> Response {
-    let body = Bytes::from(String::from(Box::<str>::from(reply)));
+fn json_reply(status: StatusCode, reply: String) -> Response {
+    let body = Bytes::from(reply);
     (
         status,
         [(
@@ -418,9 +417,9 @@ fn json_reply(status: StatusCode, reply: Box<RawValue>) -> Response {
 }
 
 /// A reply as a value, for the streams that carry values.
-pub(crate) fn parse(reply: &RawValue) -> Value {
+pub(crate) fn parse(reply: &str) -> Value {
     // The server wrote it as JSON, so it reads back; `null` is never reached.
-    serde_json::from_str(reply.get()).unwrap_or(Value::Null)
+    serde_json::from_str(reply).unwrap_or(Value::Null)
 }
 
 /// The HTTP status of an answer sent as JSON: 200, except that the stateless revision gives some
