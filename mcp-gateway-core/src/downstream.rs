@@ -831,6 +831,12 @@ impl Reply {
         self.json
     }
 
+    /// The reply read back as a value, for what carries values (a call's stream) or looks inside.
+    pub fn to_value(&self) -> Value {
+        // The gateway wrote it as JSON, so it reads back; `null` is never reached.
+        serde_json::from_str(&self.json).unwrap_or(Value::Null)
+    }
+
     /// The JSON-RPC error code, when the reply is one error response (not for a batch).
     pub fn error_code(&self) -> Option<i64> {
         self.error_code
@@ -872,8 +878,7 @@ fn stateless_result(method: &str, result: &mut Value) {
 }
 
 /// [`stateless_result`] for a forwarded result. Without a `_meta` of the upstream's (the common
-/// case) the missing members are appended to its text; otherwise only its top level is split
-/// into members, each left as the upstream wrote it, and `_meta` the same way.
+/// case) the missing members are appended to its text after one scan for which are there.
 fn stateless_raw_result(method: &str, result: Box<RawValue>) -> String {
     /// Which of the members the gateway may add are there already.
     #[derive(serde::Deserialize)]
@@ -887,50 +892,61 @@ fn stateless_raw_result(method: &str, result: Box<RawValue>) -> String {
         #[serde(rename = "_meta")]
         meta: Option<serde::de::IgnoredAny>,
     }
-    if !jsonrpc::is_object(&result) {
-        // Not an object: nothing to add to.
-        return String::from(Box::<str>::from(result));
-    }
-    if let Ok(present) = serde_json::from_str::<Present>(result.get())
-        && present.meta.is_none()
-    {
-        let mut text = result.get().trim_end().to_owned();
-        // The closing brace goes; the object is empty if only its opening brace is left.
-        text.pop();
-        let mut empty = text.trim_end() == "{";
-        let mut append = |key: &str, value: &str| {
-            if !empty {
-                text.push(',');
-            }
-            empty = false;
-            text.push('"');
-            text.push_str(key);
-            text.push_str("\":");
-            text.push_str(value);
-        };
-        for (key, value) in stateless_defaults(method) {
-            let there = match key {
-                "resultType" => present.result_type.is_some(),
-                "ttlMs" => present.ttl_ms.is_some(),
-                _ => present.cache_scope.is_some(),
-            };
-            if !there {
-                append(key, jsonrpc::encode(&value).get());
+    impl Present {
+        fn has(&self, key: &str) -> bool {
+            match key {
+                "resultType" => self.result_type.is_some(),
+                "ttlMs" => self.ttl_ms.is_some(),
+                "cacheScope" => self.cache_scope.is_some(),
+                _ => false,
             }
         }
-        let meta = format!(
-            "{{\"io.modelcontextprotocol/serverInfo\":{}}}",
-            encoded_server_info().get()
-        );
-        append("_meta", &meta);
-        text.push('}');
-        return text;
     }
-    let members = jsonrpc::is_object(&result)
-        .then(|| serde_json::from_str::<BTreeMap<String, &RawValue>>(result.get()).ok())
+    let present = jsonrpc::is_object(&result)
+        .then(|| serde_json::from_str::<Present>(result.get()).ok())
         .flatten();
-    let Some(mut members) = members else {
-        // An object that does not split into members: passed on as it came.
+    let Some(present) = present else {
+        // Not an object: nothing to add to.
+        return String::from(Box::<str>::from(result));
+    };
+    if present.meta.is_some() {
+        return stateless_split_result(method, &result);
+    }
+    let mut text = String::from(Box::<str>::from(result));
+    text.truncate(text.trim_end().len());
+    // The closing brace goes; the object is empty if only its opening brace is left.
+    text.pop();
+    let mut empty = text.trim_end() == "{";
+    let mut append = |key: &str, value: &str| {
+        if !empty {
+            text.push(',');
+        }
+        empty = false;
+        text.push('"');
+        text.push_str(key);
+        text.push_str("\":");
+        text.push_str(value);
+    };
+    for (key, value) in stateless_defaults(method) {
+        if !present.has(key) {
+            append(key, &jsonrpc::to_text(&value));
+        }
+    }
+    let meta = format!(
+        "{{\"io.modelcontextprotocol/serverInfo\":{}}}",
+        encoded_server_info().get()
+    );
+    append("_meta", &meta);
+    text.push('}');
+    text
+}
+
+/// [`stateless_raw_result`] for a result with a `_meta` of its own: its top level and `_meta`
+/// are split into members, each left as the upstream wrote it, and written out again with the
+/// gateway's members added. A `_meta` that is not an object is left as it is, as
+/// [`stateless_result`] does.
+fn stateless_split_result(method: &str, result: &RawValue) -> String {
+    let Ok(mut members) = serde_json::from_str::<BTreeMap<String, &RawValue>>(result.get()) else {
         return result.get().to_owned();
     };
     let defaults: Vec<(&str, Box<RawValue>)> = stateless_defaults(method)
@@ -938,20 +954,17 @@ fn stateless_raw_result(method: &str, result: Box<RawValue>) -> String {
         .filter(|(key, _)| !members.contains_key(*key))
         .map(|(key, value)| (key, jsonrpc::encode(&value)))
         .collect();
-    // `_meta` is split the same way; only the gateway's own `serverInfo` goes in (or replaces
-    // the upstream's). One that is not an object is left as it is, as `stateless_result` does.
-    let server_info = encoded_server_info();
-    let meta = match members.get("_meta") {
-        None => Some(BTreeMap::new()),
-        Some(meta) if jsonrpc::is_object(meta) => {
-            serde_json::from_str::<BTreeMap<String, &RawValue>>(meta.get()).ok()
-        }
-        Some(_) => None,
-    }
-    .map(|mut fields| {
-        fields.insert("io.modelcontextprotocol/serverInfo".into(), server_info);
-        jsonrpc::encode(&fields)
-    });
+    let meta = members
+        .get("_meta")
+        .filter(|meta| jsonrpc::is_object(meta))
+        .and_then(|meta| serde_json::from_str::<BTreeMap<String, &RawValue>>(meta.get()).ok())
+        .map(|mut fields| {
+            fields.insert(
+                "io.modelcontextprotocol/serverInfo".into(),
+                encoded_server_info(),
+            );
+            jsonrpc::encode(&fields)
+        });
     for (key, value) in &defaults {
         members.insert((*key).to_owned(), value);
     }

@@ -80,38 +80,49 @@ fn classify_one(value: Value) -> Incoming {
     let Value::Object(mut object) = value else {
         return Incoming::Invalid(format!("not a JSON-RPC object: {}", preview(&value)));
     };
-    let id = object.remove("id");
-    let method = match object.remove("method") {
+    sort(Envelope {
+        id: object.remove("id"),
+        method: object.remove("method"),
+        params: object.remove("params"),
+        result: object.remove("result"),
+        error: object.remove("error"),
+    })
+}
+
+/// Sorts a message by the members it has: a method and an id make a request, a method alone a
+/// notification, an id alone a response (which needs a result or an error).
+fn sort<R>(message: Envelope<R>) -> Incoming<R> {
+    let method = match message.method {
         Some(Value::String(method)) => Some(method),
         Some(other) => return Incoming::Invalid(format!("method is not a string: {other}")),
         None => None,
     };
-    let params = object.remove("params");
-    match (method, id) {
+    let params = message.params;
+    match (method, message.id) {
         (Some(method), Some(id)) => Incoming::Request { id, method, params },
         (Some(method), None) => Incoming::Notification { method, params },
-        (None, Some(id)) => {
-            if let Some(result) = object.remove("result") {
-                Incoming::Response {
-                    id,
-                    outcome: Ok(result),
-                }
-            } else if let Some(error) = object.remove("error") {
-                Incoming::Response {
-                    id,
-                    outcome: Err(error_object(error)),
-                }
-            } else {
+        (None, Some(id)) => match (message.result, message.error) {
+            (Some(result), _) => Incoming::Response {
+                id,
+                outcome: Ok(result),
+            },
+            (None, Some(error)) => Incoming::Response {
+                id,
+                outcome: Err(error_object(error)),
+            },
+            (None, None) => {
                 Incoming::Invalid(format!("response {id} has neither result nor error"))
             }
-        }
+        },
         (None, None) => Incoming::Invalid("message has neither method nor id".into()),
     }
 }
 
-/// The fields of a JSON-RPC message, its result left unparsed.
+/// The members of a JSON-RPC message; `R` is how its result is held (read from text, it is left
+/// unparsed).
 #[derive(Deserialize)]
-struct Envelope {
+#[serde(bound(deserialize = "R: Deserialize<'de>"))]
+struct Envelope<R> {
     #[serde(default, deserialize_with = "present")]
     id: Option<Value>,
     #[serde(default, deserialize_with = "present")]
@@ -119,7 +130,7 @@ struct Envelope {
     #[serde(default, deserialize_with = "present")]
     params: Option<Value>,
     #[serde(default, deserialize_with = "present")]
-    result: Option<Box<RawValue>>,
+    result: Option<R>,
     #[serde(default, deserialize_with = "present")]
     error: Option<Value>,
 }
@@ -152,37 +163,14 @@ pub(crate) fn is_object(json: &RawValue) -> bool {
 
 fn classify_raw_one(message: &RawValue) -> Incoming<Box<RawValue>> {
     let envelope = is_object(message)
-        .then(|| serde_json::from_str::<Envelope>(message.get()).ok())
+        .then(|| serde_json::from_str::<Envelope<Box<RawValue>>>(message.get()).ok())
         .flatten();
-    let Some(envelope) = envelope else {
-        return Incoming::Invalid(format!(
+    match envelope {
+        Some(envelope) => sort(envelope),
+        None => Incoming::Invalid(format!(
             "not a JSON-RPC object: {}",
             truncate(message.get(), 200)
-        ));
-    };
-    let method = match envelope.method {
-        Some(Value::String(method)) => Some(method),
-        Some(other) => return Incoming::Invalid(format!("method is not a string: {other}")),
-        None => None,
-    };
-    let params = envelope.params;
-    match (method, envelope.id) {
-        (Some(method), Some(id)) => Incoming::Request { id, method, params },
-        (Some(method), None) => Incoming::Notification { method, params },
-        (None, Some(id)) => match (envelope.result, envelope.error) {
-            (Some(result), _) => Incoming::Response {
-                id,
-                outcome: Ok(result),
-            },
-            (None, Some(error)) => Incoming::Response {
-                id,
-                outcome: Err(error_object(error)),
-            },
-            (None, None) => {
-                Incoming::Invalid(format!("response {id} has neither result nor error"))
-            }
-        },
-        (None, None) => Incoming::Invalid("message has neither method nor id".into()),
+        )),
     }
 }
 

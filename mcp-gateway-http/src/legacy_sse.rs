@@ -152,7 +152,7 @@ async fn deliver(state: AppState, connection: Arc<Connection>, message: Value) {
                     .server
                     .handle(&Caller::Session(session), message, Some(connection.stream.clone()))
                     .await
-                    .map(|reply| crate::streamable::parse(reply.json()))
+                    .map(|reply| reply.to_value())
             }
             None => message.get("id").map(|id| {
                 serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32600, "message": "send initialize first" } })

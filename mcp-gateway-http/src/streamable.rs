@@ -207,7 +207,7 @@ async fn answer_or_stream(state: &AppState, caller: Caller, message: Value) -> R
             };
             if let Some(reply) = reply {
                 // It joins what the call produced on the one stream, in order.
-                let _ = answers.send(parse(reply.json())).await;
+                let _ = answers.send(reply.to_value()).await;
             }
         });
     }
@@ -414,12 +414,6 @@ fn json_reply(status: StatusCode, reply: String) -> Response {
         body,
     )
         .into_response()
-}
-
-/// A reply as a value, for the streams that carry values.
-pub(crate) fn parse(reply: &str) -> Value {
-    // The server wrote it as JSON, so it reads back; `null` is never reached.
-    serde_json::from_str(reply).unwrap_or(Value::Null)
 }
 
 /// The HTTP status of an answer sent as JSON: 200, except that the stateless revision gives some

@@ -34,7 +34,7 @@ async fn list(server: &McpServer, caller: &Caller, cursor: Option<&str>) -> Valu
         .handle(caller, request, None)
         .await
         .expect("a request gets an answer");
-    serde_json::from_str(reply.json()).expect("JSON")
+    reply.to_value()
 }
 
 fn names(reply: &Value) -> Vec<String> {
@@ -118,7 +118,7 @@ async fn unknown_methods_and_cancelled_requests() {
         .await
         .expect("answer");
     assert_eq!(reply.error_code(), Some(JsonRpcError::METHOD_NOT_FOUND));
-    let reply: Value = serde_json::from_str(reply.json()).expect("JSON");
+    let reply = reply.to_value();
     assert_eq!(reply["error"]["code"], JsonRpcError::METHOD_NOT_FOUND);
     assert_eq!(reply["id"], "x");
     // Notifications and the client's answers to unknown ids get no reply.
