@@ -8,6 +8,7 @@
 # 300 calls, zeroes the counters, runs CALLS (default 2000) `tools/call echo` at concurrency 4 in
 # ERA (session or stateless, default session), dumps, and prints the gateway's instructions per
 # call. The profile is left in $OUT (default /tmp/callgrind-gateway) for callgrind_annotate.
+# $ARGUMENTS, if set, is the echo's arguments as JSON (loadgen's --arguments) for larger calls.
 # Needs the release binaries of the benches crate in $CARGO_TARGET_DIR (default target/).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -36,13 +37,15 @@ valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" \
   >"$OUT/gateway.out" 2>"$OUT/gateway.err" &
 GW=$!
 URL="http://127.0.0.1:$PORT/mcp"
+LOAD=(--url "$URL" --era "$ERA")
+if [[ -n "${ARGUMENTS:-}" ]]; then LOAD+=(--arguments "$ARGUMENTS"); fi
 for _ in $(seq 600); do
-  "$BIN/loadgen" --url "$URL" --era "$ERA" --count 1 --warmup 0 >/dev/null 2>&1 && break
+  "$BIN/loadgen" "${LOAD[@]}" --count 1 --warmup 0 >/dev/null 2>&1 && break
   sleep 0.1
 done
-"$BIN/loadgen" --url "$URL" --era "$ERA" --concurrency 4 --count 300 --warmup 0 >/dev/null
+"$BIN/loadgen" "${LOAD[@]}" --concurrency 4 --count 300 --warmup 0 >/dev/null
 callgrind_control -z "$GW" >/dev/null
-"$BIN/loadgen" --url "$URL" --era "$ERA" --concurrency 4 --count "$CALLS" --warmup 0 >"$OUT/load.json"
+"$BIN/loadgen" "${LOAD[@]}" --concurrency 4 --count "$CALLS" --warmup 0 >"$OUT/load.json"
 callgrind_control -d "$GW" >/dev/null
 sleep 1
 DUMP="$(ls -t "$OUT"/callgrind.out.*.* 2>/dev/null | head -1)"

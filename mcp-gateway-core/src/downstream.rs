@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use crate::error::{Error, error_chain};
 use crate::events::{GatewayEvent, LogSource};
 use crate::gateway::Gateway;
-use crate::jsonrpc::{self, Incoming, JsonRpcError};
+use crate::jsonrpc::{self, Incoming, JsonRpcError, Message, Params};
 use crate::registry::{Catalog, Entry};
 use crate::upstream::{
     ListKind, PROGRESS_CAPACITY, RequestOptions, SESSION_VERSION, SESSION_VERSIONS,
@@ -307,17 +307,23 @@ impl McpServer {
 
     /// Handles one message from a client and returns the response to send, if it is a request,
     /// written out for the wire: a forwarded call's result is the upstream's own text, never
-    /// parsed on the way. Messages the call produces on the way (progress, logs, relayed
-    /// requests) go to `stream`, the request's own stream; without one they are dropped.
+    /// parsed on the way, and so are its arguments when `message` holds them as text. Messages
+    /// the call produces on the way (progress, logs, relayed requests) go to `stream`, the
+    /// request's own stream; without one they are dropped.
     pub async fn handle(
         &self,
         caller: &Caller,
-        message: Value,
+        message: impl Into<Message>,
         stream: Option<mpsc::Sender<Value>>,
     ) -> Option<Reply> {
+        // Held arguments belong to a single message; a batch holds none.
+        let (message, mut arguments) = message.into().into_parts();
         let mut replies = Vec::new();
         for message in jsonrpc::classify(message) {
-            if let Some(reply) = self.handle_one(caller, message, stream.clone()).await {
+            let reply = self
+                .handle_one(caller, message, arguments.take(), stream.clone())
+                .await;
+            if let Some(reply) = reply {
                 replies.push(reply);
             }
         }
@@ -338,10 +344,15 @@ impl McpServer {
         &self,
         caller: &Caller,
         message: Incoming,
+        arguments: Option<Box<RawValue>>,
         stream: Option<mpsc::Sender<Value>>,
     ) -> Option<Reply> {
         match message {
             Incoming::Request { id, method, params } => {
+                let params = Params::new(
+                    params.unwrap_or_else(|| Value::Object(Map::new())),
+                    arguments,
+                );
                 let outcome = match caller {
                     Caller::Session(session) => {
                         let cancel = session.begin(&id);
@@ -394,11 +405,10 @@ impl McpServer {
         &self,
         caller: &Caller,
         method: &str,
-        params: Option<Value>,
+        params: Params,
         stream: Option<mpsc::Sender<Value>>,
     ) -> Result<Answer, JsonRpcError> {
         let stateless = matches!(caller, Caller::Stateless);
-        let params = params.unwrap_or_else(|| Value::Object(Map::new()));
         let built = match method {
             "initialize" if stateless => Err(JsonRpcError::new(
                 JsonRpcError::METHOD_NOT_FOUND,
@@ -410,12 +420,14 @@ impl McpServer {
             )),
             "ping" if !stateless => Ok(json!({})),
             "server/discover" => Ok(self.discover()),
-            "tools/list" => self.page(&params, "tools", Catalog::tools),
-            "prompts/list" => self.page(&params, "prompts", Catalog::prompts),
-            "resources/list" => self.page(&params, "resources", Catalog::resources),
-            "resources/templates/list" => {
-                self.page(&params, "resourceTemplates", Catalog::resource_templates)
-            }
+            "tools/list" => self.page(&params.value, "tools", Catalog::tools),
+            "prompts/list" => self.page(&params.value, "prompts", Catalog::prompts),
+            "resources/list" => self.page(&params.value, "resources", Catalog::resources),
+            "resources/templates/list" => self.page(
+                &params.value,
+                "resourceTemplates",
+                Catalog::resource_templates,
+            ),
             "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => {
                 let result = self.forward(caller, method, params, stream).await?;
                 return Ok(Answer::Text(if stateless {
@@ -425,9 +437,9 @@ impl McpServer {
                 }));
             }
             "resources/subscribe" | "resources/unsubscribe" if !stateless => {
-                self.subscription(caller, method, &params).await
+                self.subscription(caller, method, &params.value).await
             }
-            "logging/setLevel" if !stateless => self.set_level(caller, &params).await,
+            "logging/setLevel" if !stateless => self.set_level(caller, &params.value).await,
             other => Err(JsonRpcError::new(
                 JsonRpcError::METHOD_NOT_FOUND,
                 format!("method not found: {other}"),
@@ -445,13 +457,14 @@ impl McpServer {
         &self,
         caller: &Caller,
         method: &str,
-        params: Value,
+        params: Params,
         stream: Option<mpsc::Sender<Value>>,
     ) -> Result<Box<RawValue>, JsonRpcError> {
         let mut options = RequestOptions::default();
         let mut relay = None;
         if let Some(stream) = &stream {
             if params
+                .value
                 .get("_meta")
                 .is_some_and(|meta| meta.get("progressToken").is_some())
             {

@@ -20,7 +20,7 @@ use crate::events::{
     ServerStatus,
 };
 use crate::health::{HealthProbe, RoundTripProbe};
-use crate::jsonrpc;
+use crate::jsonrpc::{self, Params};
 use crate::registry::{
     Catalog, DefaultRegistry, NamingPolicy, RegistryChange, ServerCatalog, ToolRegistry,
 };
@@ -552,10 +552,11 @@ impl Gateway {
     /// is the upstream's JSON, unparsed.
     pub async fn forward_completion(
         &self,
-        params: Value,
+        params: impl Into<Params>,
         options: &RequestOptions,
     ) -> Result<Box<RawValue>, Error> {
-        let reference = &params["ref"];
+        let params = params.into();
+        let reference = &params.value["ref"];
         let (upstream, params) = match reference["type"].as_str() {
             Some("ref/prompt") => {
                 let name = reference["name"].as_str().unwrap_or_default();
@@ -565,7 +566,7 @@ impl Gateway {
                     .ok_or_else(|| Error::UnknownPrompt(name.to_owned()))?;
                 let upstream = self.upstream(entry.server.as_str())?;
                 let mut params = params.clone();
-                params["ref"]["name"] = Value::String(entry.upstream_name.clone());
+                params.value["ref"]["name"] = Value::String(entry.upstream_name.clone());
                 (upstream, params)
             }
             _ => {
@@ -603,22 +604,23 @@ impl Gateway {
     }
 
     /// Forwards a client's `tools/call` params: only `name` is rewritten to the upstream's name;
-    /// `arguments`, `_meta` and any other field pass through. The result is the upstream's JSON,
-    /// unparsed.
+    /// `arguments` (as text, if they are held so), `_meta` and any other field pass through. The
+    /// result is the upstream's JSON, unparsed.
     pub async fn forward_tool_call(
         &self,
-        params: Value,
+        params: impl Into<Params>,
         options: &RequestOptions,
     ) -> Result<Box<RawValue>, Error> {
+        let mut params = params.into();
         let catalog = self.catalog();
-        let name = params["name"].as_str().unwrap_or_default();
+        let name = params.value["name"].as_str().unwrap_or_default();
         let entry = catalog
             .tool(name)
             .ok_or_else(|| Error::UnknownTool(name.to_owned()))?;
         let exposed = name.to_owned();
         let upstream = self.upstream(entry.server.as_str())?;
-        let params = rename(params, "name", &entry.upstream_name);
-        let param_headers = param_headers(&entry.definition, &params["arguments"]);
+        params.value["name"] = Value::String(entry.upstream_name.clone());
+        let param_headers = param_headers(&entry.definition, &params);
         let with_headers;
         let options = if param_headers.is_empty() {
             options
@@ -662,10 +664,11 @@ impl Gateway {
     /// the upstream's JSON, unparsed.
     pub async fn forward_resource_read(
         &self,
-        params: Value,
+        params: impl Into<Params>,
         options: &RequestOptions,
     ) -> Result<Box<RawValue>, Error> {
-        let uri = params["uri"].as_str().unwrap_or_default();
+        let params = params.into();
+        let uri = params.value["uri"].as_str().unwrap_or_default();
         let upstream = self.resource_upstream(uri)?;
         upstream
             .request_raw("resources/read", Some(params), options)
@@ -689,16 +692,17 @@ impl Gateway {
     /// upstream's JSON, unparsed.
     pub async fn forward_prompt_get(
         &self,
-        params: Value,
+        params: impl Into<Params>,
         options: &RequestOptions,
     ) -> Result<Box<RawValue>, Error> {
+        let mut params = params.into();
         let catalog = self.catalog();
-        let name = params["name"].as_str().unwrap_or_default();
+        let name = params.value["name"].as_str().unwrap_or_default();
         let entry = catalog
             .prompt(name)
             .ok_or_else(|| Error::UnknownPrompt(name.to_owned()))?;
         let upstream = self.upstream(entry.server.as_str())?;
-        let params = rename(params, "name", &entry.upstream_name);
+        params.value["name"] = Value::String(entry.upstream_name.clone());
         upstream
             .request_raw("prompts/get", Some(params), options)
             .await
@@ -784,14 +788,21 @@ fn unix_ms(time: SystemTime) -> u64 {
 /// The 2026-07-28 `Mcp-Param-{X}` headers a tool call carries: one per argument whose schema
 /// names `x-mcp-header: X`, the value literal when it is plain visible ASCII and
 /// `=?base64?…?=` otherwise (SEP-2243). Servers check them against the body.
-fn param_headers(tool: &Value, arguments: &Value) -> Vec<(String, String)> {
+fn param_headers(tool: &Value, params: &Params) -> Vec<(String, String)> {
     let Some(properties) = tool["inputSchema"]["properties"].as_object() else {
         return Vec::new();
     };
-    properties
+    let mut headed = properties
         .iter()
-        .filter_map(|(parameter, schema)| {
-            let suffix = schema["x-mcp-header"].as_str()?;
+        .filter_map(|(parameter, schema)| Some((parameter, schema["x-mcp-header"].as_str()?)))
+        .peekable();
+    // Arguments held as text are parsed only for a tool that has such parameters.
+    if headed.peek().is_none() {
+        return Vec::new();
+    }
+    let arguments = params.arguments();
+    headed
+        .filter_map(|(parameter, suffix)| {
             let value = match arguments.get(parameter)? {
                 Value::Null => return None,
                 Value::String(text) => text.clone(),
@@ -821,11 +832,6 @@ fn is_tool_error(result: &RawValue) -> bool {
     }
     jsonrpc::is_object(result)
         && serde_json::from_str::<Flag>(result.get()).is_ok_and(|flag| flag.is_error == Some(true))
-}
-
-fn rename(mut params: Value, key: &str, name: &str) -> Value {
-    params[key] = Value::String(name.to_owned());
-    params
 }
 
 fn filter_tools(spec: &ServerSpec, tools: Vec<Value>) -> Vec<Value> {

@@ -2,7 +2,12 @@
 //! that fields the gateway does not model (new spec fields, vendor `_meta`) pass through untouched;
 //! rmcp's typed messages would drop them. An upstream's results are not even parsed: they stay the
 //! upstream's JSON text ([`RawValue`]) from its response to the client's, so a large result costs
-//! a scan and a copy rather than a tree built, written out and freed.
+//! a scan and a copy rather than a tree built, written out and freed; so are a call's arguments on
+//! the way up ([`Message`]).
+
+mod message;
+
+pub use message::{Message, Params};
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;

@@ -52,7 +52,7 @@ pub use events::{
 };
 pub use gateway::{Gateway, GatewayBuilder, ServerSnapshot};
 pub use health::{HealthProbe, RoundTripProbe};
-pub use jsonrpc::JsonRpcError;
+pub use jsonrpc::{JsonRpcError, Message, Params};
 pub use registry::{
     Catalog, Collision, DefaultRegistry, Entry, NamingPolicy, PrefixMode, RegistryChange,
     ServerCatalog, ToolRegistry,

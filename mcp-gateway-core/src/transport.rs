@@ -9,12 +9,11 @@ pub(crate) mod sse;
 pub(crate) mod stdio;
 
 use async_trait::async_trait;
-use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use crate::error::Error;
-use crate::jsonrpc::Outcome;
+use crate::jsonrpc::{Message, Outcome};
 use crate::spec::{ServerSpec, TransportSpec};
 pub(crate) use http_client::is_connect_error;
 
@@ -41,7 +40,7 @@ pub(crate) enum TransportEvent {
 #[async_trait]
 pub(crate) trait Outbound: Send + Sync {
     /// Sends one message. For HTTP transports this waits for the response headers.
-    async fn send(&self, message: Value) -> Result<(), Error>;
+    async fn send(&self, message: Message) -> Result<(), Error>;
 
     /// Sends one request. Returns its answer when the exchange itself carried it first (an HTTP
     /// response whose first message is the answer), which spares the dispatcher a round;
@@ -49,7 +48,7 @@ pub(crate) trait Outbound: Send + Sync {
     /// extra HTTP headers (the 2026-07-28 `Mcp-Param-*`); transports that are not HTTP ignore them.
     async fn send_request(
         &self,
-        message: Value,
+        message: Message,
         _headers: &[(String, String)],
     ) -> Result<Option<Outcome>, Error> {
         self.send(message).await.map(|()| None)

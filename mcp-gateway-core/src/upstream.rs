@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
-use crate::jsonrpc::{self, Incoming, JsonRpcError};
+use crate::jsonrpc::{self, Incoming, JsonRpcError, Message, Params};
 use crate::spec::{ProtocolPreference, ServerId, ServerSpec};
 use crate::transport::{self, Outbound, TransportEvent};
 
@@ -326,15 +326,16 @@ impl Upstream {
         params: Option<Value>,
         options: &RequestOptions,
     ) -> Result<Value, Error> {
-        let result = request(&self.shared, method, params, options).await?;
+        let result = request(&self.shared, method, params.map(Params::from), options).await?;
         Ok(jsonrpc::parse(&result))
     }
 
     /// Sends a request and returns its result as the server wrote it, unparsed: for forwarding.
+    /// Arguments the params hold as text are written into the request as they are.
     pub async fn request_raw(
         &self,
         method: &str,
-        params: Option<Value>,
+        params: Option<Params>,
         options: &RequestOptions,
     ) -> Result<Box<RawValue>, Error> {
         request(&self.shared, method, params, options).await
@@ -344,7 +345,7 @@ impl Upstream {
     pub async fn notify(&self, method: &str, params: Option<Value>) -> Result<(), Error> {
         self.shared
             .outbound
-            .send(jsonrpc::notification(method, params))
+            .send(jsonrpc::notification(method, params).into())
             .await
     }
 
@@ -374,7 +375,13 @@ impl Upstream {
         tokio::spawn(async move {
             let options = RequestOptions::default().with_timeout(Duration::MAX);
             let params = json!({ "notifications": filter });
-            let ended = request(&shared, "subscriptions/listen", Some(params), &options).await;
+            let ended = request(
+                &shared,
+                "subscriptions/listen",
+                Some(params.into()),
+                &options,
+            )
+            .await;
             tracing::debug!(server = %shared.server, result = ?ended, "subscriptions/listen ended");
         });
     }
@@ -428,7 +435,7 @@ async fn initialize(shared: &Arc<Shared>) -> Result<PeerInfo, Error> {
     let result = request(
         shared,
         "initialize",
-        Some(params),
+        Some(params.into()),
         &RequestOptions::default(),
     )
     .await?;
@@ -449,7 +456,7 @@ async fn initialize(shared: &Arc<Shared>) -> Result<PeerInfo, Error> {
     shared.outbound.set_protocol_version(Some(&version));
     shared
         .outbound
-        .send(jsonrpc::notification("notifications/initialized", None))
+        .send(jsonrpc::notification("notifications/initialized", None).into())
         .await?;
     Ok(PeerInfo {
         era: Era::Session,
@@ -484,7 +491,7 @@ async fn discover(shared: &Arc<Shared>) -> Result<PeerInfo, Error> {
     let result = request(
         shared,
         "server/discover",
-        Some(params),
+        Some(params.into()),
         &RequestOptions::default(),
     )
     .await?;
@@ -551,7 +558,7 @@ impl Drop for InFlight<'_> {
                 let params =
                     json!({ "requestId": id, "reason": "the caller cancelled the request" });
                 let cancel = jsonrpc::notification("notifications/cancelled", Some(params));
-                let _ = shared.outbound.send(cancel).await;
+                let _ = shared.outbound.send(cancel.into()).await;
             });
         }
     }
@@ -560,7 +567,7 @@ impl Drop for InFlight<'_> {
 async fn request(
     shared: &Arc<Shared>,
     method: &str,
-    params: Option<Value>,
+    params: Option<Params>,
     options: &RequestOptions,
 ) -> Result<Box<RawValue>, Error> {
     if let Some(reason) = shared.closed.lock().ok().and_then(|c| c.clone()) {
@@ -570,6 +577,10 @@ async fn request(
         });
     }
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let (params, arguments) = params.map_or((None, None), |params| {
+        let (value, arguments) = params.into_parts();
+        (Some(value), arguments)
+    });
     let params = prepare_params(shared, id, params, options.progress.clone());
     let (answer, answered) = oneshot::channel();
     if let Ok(mut pending) = shared.pending.lock() {
@@ -590,7 +601,7 @@ async fn request(
     // before its response headers, inside the send.
     let timeout = options.timeout.unwrap_or(shared.request_timeout);
     let exchange = async {
-        let message = jsonrpc::request(id, method, params);
+        let message = Message::new(jsonrpc::request(id, method, params), arguments);
         let sent = shared
             .outbound
             .send_request(message, &options.headers)
@@ -860,7 +871,7 @@ async fn reply(shared: &Shared, id: Value, answer: Result<Value, JsonRpcError>) 
         Ok(result) => jsonrpc::response(id, result),
         Err(error) => jsonrpc::error_response(id, &error),
     };
-    if let Err(err) = shared.outbound.send(message).await {
+    if let Err(err) = shared.outbound.send(message.into()).await {
         tracing::debug!(server = %shared.server, error = %err, "could not answer an upstream request");
     }
 }

@@ -19,8 +19,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use mcp_gateway_core::{
-    Caller, Catalog, HEADER_MISMATCH, JsonRpcError, META_PROTOCOL_VERSION, Reply, SESSION_VERSIONS,
-    STATELESS_VERSION, UNSUPPORTED_PROTOCOL_VERSION, check_stateless_meta, is_stateless_message,
+    Caller, Catalog, HEADER_MISMATCH, JsonRpcError, META_PROTOCOL_VERSION, Message, Reply,
+    SESSION_VERSIONS, STATELESS_VERSION, UNSUPPORTED_PROTOCOL_VERSION, check_stateless_meta,
+    is_stateless_message,
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -78,7 +79,7 @@ pub(crate) async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let message: Value = match serde_json::from_slice(&body) {
+    let message = match Message::from_slice(&body) {
         Ok(message) => message,
         Err(err) => {
             return error_response(
@@ -89,13 +90,14 @@ pub(crate) async fn post(
             );
         }
     };
-    if is_stateless(&headers, &message) {
+    let body = message.value();
+    if is_stateless(&headers, body) {
         return stateless(state, &headers, message).await;
     }
-    if message["method"] == "initialize" && message.get("id").is_some() {
-        return initialize(&state, &message);
+    if body["method"] == "initialize" && body.get("id").is_some() {
+        return initialize(&state, body);
     }
-    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    let id = body.get("id").cloned().unwrap_or(Value::Null);
     let Some(session_id) = header(&headers, SESSION_HEADER) else {
         return error_response(
             StatusCode::BAD_REQUEST,
@@ -123,12 +125,12 @@ pub(crate) async fn post(
         );
     }
     let caller = Caller::Session(session);
-    let is_request = message.get("method").is_some() && message.get("id").is_some();
-    if !is_request && !message.is_array() {
+    let is_request = body.get("method").is_some() && body.get("id").is_some();
+    if !is_request && !body.is_array() {
         state.server.handle(&caller, message, None).await;
         return StatusCode::ACCEPTED.into_response();
     }
-    if accepts_event_stream(&headers) && streams(&message) {
+    if accepts_event_stream(&headers) && streams(body) {
         return answer_or_stream(&state, caller, message).await;
     }
     match state.server.handle(&caller, message, None).await {
@@ -170,7 +172,7 @@ fn initialize(state: &AppState, message: &Value) -> Response {
 /// The call runs inside this handler until it needs a stream (no task, no channel hop for the
 /// common quick call), then moves to a task of its own. A stateless client that goes away cancels
 /// the call; in the session era a disconnect is not a cancellation, and the call goes on.
-async fn answer_or_stream(state: &AppState, caller: Caller, message: Value) -> Response {
+async fn answer_or_stream(state: &AppState, caller: Caller, message: Message) -> Response {
     let stateless = matches!(caller, Caller::Stateless);
     let (stream, mut receiver) = mpsc::channel(STREAM_CAPACITY);
     let answers = stream.clone();
@@ -371,28 +373,29 @@ pub(crate) async fn delete(State(state): State<AppState>, headers: HeaderMap) ->
 }
 
 /// Serves one stateless 2026-07-28 request.
-async fn stateless(state: AppState, headers: &HeaderMap, message: Value) -> Response {
-    let id = message.get("id").cloned().unwrap_or(Value::Null);
-    let checked = check_stateless(headers, &message)
+async fn stateless(state: AppState, headers: &HeaderMap, message: Message) -> Response {
+    let body = message.value();
+    let id = body.get("id").cloned().unwrap_or(Value::Null);
+    let checked = check_stateless(headers, body)
         .and_then(|()| check_param_headers(headers, &message, &state.server.gateway().catalog()));
     if let Err(error) = checked {
         let body = json!({ "jsonrpc": "2.0", "id": id, "error": error });
         return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
     }
-    if message.get("id").is_none() {
+    if body.get("id").is_none() {
         state.server.handle(&Caller::Stateless, message, None).await;
         return StatusCode::ACCEPTED.into_response();
     }
-    if message["method"] == "subscriptions/listen" {
+    if body["method"] == "subscriptions/listen" {
         let (stream, receiver) = mpsc::channel(STREAM_CAPACITY);
-        state.server.listen(id, message.get("params"), stream).await;
+        state.server.listen(id, body.get("params"), stream).await;
         return sse(
             receiver,
             CancellationToken::new().drop_guard(),
             state.config.sse_keep_alive,
         );
     }
-    let wants_progress = params_meta(&message).is_some_and(|m| m.get("progressToken").is_some());
+    let wants_progress = params_meta(body).is_some_and(|m| m.get("progressToken").is_some());
     if wants_progress && accepts_event_stream(headers) {
         return answer_or_stream(&state, Caller::Stateless, message).await;
     }
@@ -436,13 +439,14 @@ fn answer_status(reply: &Reply, stateless: bool) -> StatusCode {
 /// arrive as the header `Mcp-Param-X`, literally or as `=?base64?…?=`, with the same value.
 fn check_param_headers(
     headers: &HeaderMap,
-    message: &Value,
+    message: &Message,
     catalog: &Catalog,
 ) -> Result<(), JsonRpcError> {
-    if message["method"] != "tools/call" {
+    let body = message.value();
+    if body["method"] != "tools/call" {
         return Ok(());
     }
-    let Some(tool) = message["params"]["name"]
+    let Some(tool) = body["params"]["name"]
         .as_str()
         .and_then(|name| catalog.tool(name))
     else {
@@ -451,11 +455,16 @@ fn check_param_headers(
     let Some(properties) = tool.definition["inputSchema"]["properties"].as_object() else {
         return Ok(());
     };
-    let arguments = &message["params"]["arguments"];
-    for (parameter, schema) in properties {
-        let Some(suffix) = schema["x-mcp-header"].as_str() else {
-            continue;
-        };
+    let headed: Vec<(&String, &str)> = properties
+        .iter()
+        .filter_map(|(parameter, schema)| Some((parameter, schema["x-mcp-header"].as_str()?)))
+        .collect();
+    if headed.is_empty() {
+        return Ok(());
+    }
+    // Arguments held as text are parsed only for a tool that has such parameters.
+    let arguments = message.arguments();
+    for (parameter, suffix) in headed {
         let Some(argument) = arguments.get(parameter).filter(|a| !a.is_null()) else {
             continue;
         };

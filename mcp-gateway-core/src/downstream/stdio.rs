@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LinesCodec};
 
 use super::{Caller, McpServer, check_stateless_meta, is_stateless_message};
-use crate::jsonrpc::{self, JsonRpcError};
+use crate::jsonrpc::{self, JsonRpcError, Message};
 use crate::transport::MAX_MESSAGE_BYTES;
 
 /// Messages queued for stdout.
@@ -81,7 +81,7 @@ pub async fn serve_stdio<R, W>(
                 continue;
             }
         };
-        let message: Value = match serde_json::from_str(&line) {
+        let message = match Message::from_slice(line.as_bytes()) {
             Ok(message) => message,
             Err(err) => {
                 let error =
@@ -90,16 +90,17 @@ pub async fn serve_stdio<R, W>(
                 continue;
             }
         };
-        if message["method"] == "initialize" {
-            let reply = match server.open_session(message.get("params")) {
+        let body = message.value();
+        if body["method"] == "initialize" {
+            let reply = match server.open_session(body.get("params")) {
                 Ok((session, result)) => {
                     session.attach_stream(out.clone());
                     if let Some(Caller::Session(old)) = caller.replace(Caller::Session(session)) {
                         server.close_session(old.id()).await;
                     }
-                    jsonrpc::response(message["id"].clone(), result)
+                    jsonrpc::response(body["id"].clone(), result)
                 }
-                Err(error) => jsonrpc::error_response(message["id"].clone(), &error),
+                Err(error) => jsonrpc::error_response(body["id"].clone(), &error),
             };
             let _ = out.send(reply).await;
             continue;
@@ -107,29 +108,29 @@ pub async fn serve_stdio<R, W>(
         let current = match &caller {
             Some(caller) => caller.clone(),
             // Without a session, 2026-07-28 requests are served statelessly.
-            None if is_stateless_message(&message) => {
-                if let Err(error) = check_stateless_meta(&message) {
+            None if is_stateless_message(body) => {
+                if let Err(error) = check_stateless_meta(body) {
                     let _ = out
-                        .send(jsonrpc::error_response(message["id"].clone(), &error))
+                        .send(jsonrpc::error_response(body["id"].clone(), &error))
                         .await;
                     continue;
                 }
-                if message["method"] == "subscriptions/listen" {
+                if body["method"] == "subscriptions/listen" {
                     server
-                        .listen(message["id"].clone(), message.get("params"), out.clone())
+                        .listen(body["id"].clone(), body.get("params"), out.clone())
                         .await;
                     continue;
                 }
                 Caller::Stateless
             }
             None => {
-                if message.get("id").is_some() && message.get("method").is_some() {
+                if body.get("id").is_some() && body.get("method").is_some() {
                     let error = JsonRpcError::new(
                         JsonRpcError::INVALID_REQUEST,
                         "send initialize first (or use 2026-07-28 with its _meta)",
                     );
                     let _ = out
-                        .send(jsonrpc::error_response(message["id"].clone(), &error))
+                        .send(jsonrpc::error_response(body["id"].clone(), &error))
                         .await;
                 }
                 continue;

@@ -115,3 +115,102 @@ fn a_forwarded_result_is_written_out_unchanged() {
     let reply: Value = serde_json::from_str(&reply).expect("JSON");
     assert_eq!(reply["result"]["b"], 2.5);
 }
+
+/// A client's `tools/call` as text: pretty-printed, with numbers a `Value` would respell.
+const CALL: &str = r#"{
+  "jsonrpc": "2.0", "id": 3, "method": "tools/call",
+  "params": {
+    "name": "echo",
+    "_meta": { "progressToken": "p" },
+    "arguments": {
+      "text": "two\nlines",
+      "exact": 1.10,
+      "huge": 123456789012345678901234567890
+    }
+  }
+}"#;
+
+#[test]
+fn a_calls_arguments_stay_text_on_one_line() {
+    let message = Message::from_slice(CALL.as_bytes()).expect("valid JSON");
+    // The members the gateway reads are parsed; the arguments are not among them.
+    assert_eq!(message.value()["method"], "tools/call");
+    assert_eq!(message.value()["params"]["_meta"]["progressToken"], "p");
+    assert!(message.value()["params"].get("arguments").is_none());
+    assert_eq!(message.arguments()["text"], "two\nlines");
+
+    let written = to_text(&message);
+    assert!(!written.contains('\n'), "{written}");
+    // Numbers are written as the client spelled them: nothing was re-encoded.
+    assert!(written.contains(r#""exact": 1.10"#), "{written}");
+    assert!(
+        written.contains("123456789012345678901234567890"),
+        "{written}"
+    );
+    let expected: Value = serde_json::from_str(CALL).expect("valid JSON");
+    let written: Value = serde_json::from_str(&written).expect("written as JSON");
+    assert_eq!(written, expected);
+}
+
+#[test]
+fn messages_without_held_arguments_are_plain_values() {
+    for text in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1,{"arguments":2}]}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"x","params":null}"#,
+        r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"a":1}}}]"#,
+        r#"  "not a message"  "#,
+    ] {
+        let message = Message::from_slice(text.as_bytes()).expect("valid JSON");
+        let expected: Value = serde_json::from_str(text).expect("valid JSON");
+        assert_eq!(message.value(), &expected, "{text}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&to_text(&message)).expect("JSON"),
+            expected
+        );
+    }
+    // A batch is parsed whole, its calls' arguments included.
+    let batch =
+        r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"a":1}}}]"#;
+    let message = Message::from_slice(batch.as_bytes()).expect("valid JSON");
+    assert_eq!(message.value()[0]["params"]["arguments"]["a"], 1);
+    assert_eq!(*message.arguments(), Value::Null);
+}
+
+#[test]
+fn malformed_text_is_an_error_not_a_message() {
+    for text in [
+        "",
+        "{",
+        r#"{"id":1} trailing"#,
+        r#"{"id":1,"params":{"arguments":{"a":}}}"#,
+        r#"{"id":1,"params":{"arguments":1,}}"#,
+    ] {
+        assert!(Message::from_slice(text.as_bytes()).is_err(), "{text:?}");
+    }
+}
+
+#[test]
+fn held_arguments_go_where_the_params_are() {
+    let (value, arguments) = Message::from_slice(CALL.as_bytes())
+        .expect("valid JSON")
+        .into_parts();
+    let params = Params::new(value["params"].clone(), arguments.clone());
+    assert_eq!(params.arguments()["exact"], 1.1);
+    // An upstream request built from those params carries them.
+    let (params, held) = params.into_parts();
+    let upstream = Message::new(request(9, "tools/call", Some(params)), held);
+    let written: Value = serde_json::from_str(&to_text(&upstream)).expect("JSON");
+    assert_eq!(written["params"]["arguments"]["text"], "two\nlines");
+    assert_eq!(written["params"]["name"], "echo");
+    assert_eq!(written["id"], 9);
+    // Arguments cannot belong to params that are not an object: they are dropped, not misplaced.
+    let odd = Message::new(request(9, "x", Some(json!([1]))), arguments);
+    assert_eq!(*odd.arguments(), Value::Null);
+    assert_eq!(to_text(&odd), to_text(&request(9, "x", Some(json!([1])))));
+    // From a value, the arguments are read where they are.
+    assert_eq!(
+        Params::from(json!({ "arguments": { "a": 1 } })).arguments()["a"],
+        1
+    );
+}

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::http_client::{Body, HttpClient, parse_uri, read_limited, request_error};
 use super::{Connected, INBOUND_CAPACITY, Outbound, TransportEvent};
 use crate::error::Error;
-use crate::jsonrpc::{self, Outcome, truncate};
+use crate::jsonrpc::{self, Message, Outcome, truncate};
 use crate::spec::{HttpSpec, ServerId};
 
 // Header names and values built once: from a `&str` they are parsed and validated (and values
@@ -202,7 +202,7 @@ impl StreamableHttp {
 
 #[async_trait]
 impl Outbound for StreamableHttp {
-    async fn send(&self, message: Value) -> Result<(), Error> {
+    async fn send(&self, message: Message) -> Result<(), Error> {
         // What is sent this way (notifications, replies to the server's requests) is not a
         // request, so nothing can answer it and nothing waits for an answer.
         self.send_request(message, &[]).await.map(|_| ())
@@ -210,13 +210,13 @@ impl Outbound for StreamableHttp {
 
     async fn send_request(
         &self,
-        message: Value,
+        message: Message,
         headers: &[(String, String)],
     ) -> Result<Option<Outcome>, Error> {
         let mut request_headers = self.common_headers();
         request_headers.insert(ACCEPT, ACCEPT_BOTH);
         request_headers.insert(CONTENT_TYPE, JSON);
-        routing_headers(&message, &mut request_headers);
+        routing_headers(message.value(), &mut request_headers);
         for (name, value) in headers {
             let header = HeaderName::from_bytes(name.as_bytes())
                 .ok()
@@ -243,7 +243,9 @@ impl Outbound for StreamableHttp {
             return Ok(None);
         }
         if status.is_success() && is_event_stream(&response) {
-            return Ok(self.read_answer(response.into_body(), &message).await);
+            return Ok(self
+                .read_answer(response.into_body(), message.value())
+                .await);
         }
         let body = read_limited(response.into_body()).await.map_err(|err| {
             Error::transport(&self.server, format!("could not read the response: {err}"))
@@ -252,7 +254,7 @@ impl Outbound for StreamableHttp {
         // The answer, or (whatever the status) a JSON-RPC error for this very request.
         if let Some(outcome) = parsed
             .as_deref()
-            .and_then(|value| answer_to(value, &message))
+            .and_then(|value| answer_to(value, message.value()))
         {
             return Ok(Some(outcome));
         }

@@ -3,7 +3,6 @@
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -11,7 +10,7 @@ use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use super::{MAX_MESSAGE_BYTES, Outbound, TransportEvent};
 use crate::error::Error;
-use crate::jsonrpc::truncate;
+use crate::jsonrpc::{Message, truncate};
 use crate::spec::ServerId;
 
 /// Messages queued for the writer task.
@@ -62,7 +61,7 @@ impl LineWriter {
 
 #[async_trait]
 impl Outbound for LineWriter {
-    async fn send(&self, message: Value) -> Result<(), Error> {
+    async fn send(&self, message: Message) -> Result<(), Error> {
         let mut line = serde_json::to_vec(&message).map_err(|err| {
             Error::transport_caused(&self.server, "could not encode message", err)
         })?;

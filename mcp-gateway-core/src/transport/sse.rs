@@ -10,7 +10,6 @@ use futures::StreamExt;
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Method, Uri};
 use reqwest::Url;
-use serde_json::Value;
 use serde_json::value::RawValue;
 use sse_stream::SseStream;
 use tokio::sync::{mpsc, oneshot};
@@ -19,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::http_client::{Body, HttpClient, parse_uri, read_limited, request_error};
 use super::{Connected, INBOUND_CAPACITY, Outbound, TransportEvent};
 use crate::error::Error;
-use crate::jsonrpc::truncate;
+use crate::jsonrpc::{Message, truncate};
 use crate::spec::{HttpSpec, ServerId};
 
 /// Deadline for one POST to the message endpoint.
@@ -155,7 +154,7 @@ struct LegacySse {
 
 #[async_trait]
 impl Outbound for LegacySse {
-    async fn send(&self, message: Value) -> Result<(), Error> {
+    async fn send(&self, message: Message) -> Result<(), Error> {
         let body = serde_json::to_vec(&message).map_err(|err| {
             Error::transport_caused(&self.server, "could not encode message", err)
         })?;

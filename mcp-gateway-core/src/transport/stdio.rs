@@ -16,7 +16,6 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use serde_json::Value;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -25,7 +24,7 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 use super::lines::{LineWriter, read_lines};
 use super::{Connected, INBOUND_CAPACITY, Outbound, TransportEvent};
 use crate::error::Error;
-use crate::jsonrpc::truncate;
+use crate::jsonrpc::{Message, truncate};
 use crate::spec::{ServerId, StdioSpec};
 
 /// How long a child gets to exit after its stdin closes before it is sent SIGTERM.
@@ -180,7 +179,7 @@ struct ChildOutbound {
 
 #[async_trait]
 impl Outbound for ChildOutbound {
-    async fn send(&self, message: Value) -> Result<(), Error> {
+    async fn send(&self, message: Message) -> Result<(), Error> {
         self.writer.send(message).await
     }
 

@@ -1,6 +1,11 @@
 //! server-everything and server-memory as stdio children.
 
-use mcp_gateway_core::{Era, Gateway, GatewayEvent, LogSource, RequestOptions, ServerStatus};
+use std::time::Duration;
+
+use mcp_gateway_core::{
+    Caller, DownstreamConfig, Era, Gateway, GatewayEvent, LogSource, McpServer, Message,
+    RequestOptions, ServerStatus,
+};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -133,5 +138,40 @@ async fn progress_reaches_only_its_caller() {
             assert_eq!(progress["progressToken"], "same", "{progress}");
         }
     }
+    gateway.shutdown().await;
+}
+
+/// A client's call read from text keeps its arguments as text all the way to a stdio child; a
+/// pretty-printed call has line breaks, which would split the child's one-message-per-line
+/// input if they reached it.
+#[tokio::test]
+async fn pretty_printed_arguments_reach_a_stdio_child_on_one_line() {
+    let gateway = Gateway::builder()
+        .server(everything_stdio("everything"))
+        .build();
+    gateway.start().await;
+    let server = McpServer::new(gateway.clone(), DownstreamConfig::default());
+    let (session, _) = server.open_session(None).expect("a session");
+    let call = r#"{
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {
+            "name": "everything__echo",
+            "arguments": {
+                "message": "two\nlines"
+            }
+        }
+    }"#;
+    let message = Message::from_slice(call.as_bytes()).expect("valid JSON");
+    let reply = tokio::time::timeout(
+        Duration::from_secs(20),
+        server.handle(&Caller::Session(session), message, None),
+    )
+    .await
+    .expect("the child answers")
+    .expect("a request gets an answer")
+    .to_value();
+    assert_eq!(first_text(&reply["result"]), "Echo: two\nlines", "{reply}");
     gateway.shutdown().await;
 }

@@ -1,0 +1,229 @@
+//! Messages whose `params.arguments` stay text. A call's arguments (a tool's or a prompt's) are
+//! the one part of a client's request the gateway never reads, and often the largest (a file to
+//! store, an image): read from text, they are kept as the client wrote them and written into the
+//! upstream's request as they are, so a large call costs a scan and a copy rather than a tree
+//! built, written out and freed. The members the gateway does read (`name`, `_meta`, the method
+//! and id) are parsed as before.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::is_object;
+
+/// The member kept as text.
+const ARGUMENTS: &str = "arguments";
+
+/// A client's message (or batch) as received. A single message's `params.arguments` is kept as
+/// the client's JSON text when the message was read with [`Message::from_slice`]; everything else
+/// is parsed. Made from a `Value`, everything is parsed.
+#[derive(Debug, Clone)]
+pub struct Message {
+    value: Value,
+    /// `params.arguments`, absent from `value` while it is held here.
+    arguments: Option<Box<RawValue>>,
+}
+
+impl Message {
+    /// Reads a message or a batch from JSON text. A single message's `params.arguments` is kept
+    /// as text (put on one line: JSON text has line breaks only between tokens, where a space
+    /// does as well, and a stdio upstream reads one message per line).
+    pub fn from_slice(text: &[u8]) -> serde_json::Result<Self> {
+        let starts_object = text
+            .iter()
+            .find(|byte| !byte.is_ascii_whitespace())
+            .is_some_and(|&byte| byte == b'{');
+        if !starts_object {
+            return serde_json::from_slice::<Value>(text).map(Self::from);
+        }
+        let mut reader = serde_json::Deserializer::from_slice(text);
+        let (mut members, params) = reader.deserialize_map(MembersVisitor)?;
+        reader.end()?;
+        let mut arguments = None;
+        if let Some(params) = params {
+            let params = if is_object(params) {
+                let (params, held) = split_arguments(params)?.into_parts();
+                arguments = held;
+                params
+            } else {
+                serde_json::from_str(params.get())?
+            };
+            members.insert("params".into(), params);
+        }
+        Ok(Self {
+            value: Value::Object(members),
+            arguments,
+        })
+    }
+
+    /// The message, except `params.arguments` while that is held as text (see
+    /// [`Message::arguments`]).
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// `params.arguments`, parsed (`null` when there are none).
+    pub fn arguments(&self) -> Cow<'_, Value> {
+        held_or_member(&self.arguments, self.value.get("params"))
+    }
+
+    /// The message and its held arguments, which belong in its `params`.
+    pub(crate) fn into_parts(self) -> (Value, Option<Box<RawValue>>) {
+        (self.value, self.arguments)
+    }
+
+    /// A message with arguments held for its `params` (dropped unless those are an object).
+    pub(crate) fn new(value: Value, arguments: Option<Box<RawValue>>) -> Self {
+        let arguments = arguments.filter(|_| value.get("params").is_some_and(Value::is_object));
+        Self { value, arguments }
+    }
+}
+
+impl From<Value> for Message {
+    fn from(value: Value) -> Self {
+        Self {
+            value,
+            arguments: None,
+        }
+    }
+}
+
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (Value::Object(members), Some(arguments)) = (&self.value, &self.arguments) else {
+            return self.value.serialize(serializer);
+        };
+        let mut map = serializer.serialize_map(Some(members.len()))?;
+        for (key, member) in members {
+            match member {
+                Value::Object(params) if key == "params" => {
+                    map.serialize_entry(key, &WithArguments { params, arguments })?
+                }
+                _ => map.serialize_entry(key, member)?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// A request's params on their way to an upstream: the members the gateway reads, parsed, and
+/// `arguments`, held as the client's text when the request was read from text. Made from a
+/// `Value`, everything is parsed.
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    pub(crate) value: Value,
+    /// `arguments`, absent from `value` while it is held here; only ever held beside an object.
+    arguments: Option<Box<RawValue>>,
+}
+
+impl Params {
+    /// Params with arguments held for them (dropped unless the params are an object).
+    pub(crate) fn new(value: Value, arguments: Option<Box<RawValue>>) -> Self {
+        let arguments = arguments.filter(|_| value.is_object());
+        Self { value, arguments }
+    }
+
+    /// `arguments`, parsed (`null` when there are none).
+    pub fn arguments(&self) -> Cow<'_, Value> {
+        held_or_member(&self.arguments, Some(&self.value))
+    }
+
+    /// The params and their held arguments, which belong in them.
+    pub(crate) fn into_parts(self) -> (Value, Option<Box<RawValue>>) {
+        (self.value, self.arguments)
+    }
+}
+
+impl From<Value> for Params {
+    fn from(value: Value) -> Self {
+        Self {
+            value,
+            arguments: None,
+        }
+    }
+}
+
+/// Arguments held as text, parsed, or else the `arguments` member of `params`.
+fn held_or_member<'a>(held: &Option<Box<RawValue>>, params: Option<&'a Value>) -> Cow<'a, Value> {
+    match held {
+        // Held text was read as valid JSON, and any valid JSON is a `Value`.
+        Some(text) => Cow::Owned(serde_json::from_str(text.get()).unwrap_or(Value::Null)),
+        None => params
+            .and_then(|params| params.get(ARGUMENTS))
+            .map_or(Cow::Owned(Value::Null), Cow::Borrowed),
+    }
+}
+
+/// An object's members, written with `arguments` (held as text) added.
+struct WithArguments<'a> {
+    params: &'a Map<String, Value>,
+    arguments: &'a RawValue,
+}
+
+impl Serialize for WithArguments<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.params.len() + 1))?;
+        for (key, member) in self.params {
+            map.serialize_entry(key, member)?;
+        }
+        map.serialize_entry(ARGUMENTS, self.arguments)?;
+        map.end()
+    }
+}
+
+/// Reads an object's members as values, except `params`, left as text.
+struct MembersVisitor;
+
+impl<'de> Visitor<'de> for MembersVisitor {
+    type Value = (Map<String, Value>, Option<&'de RawValue>);
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members = Map::new();
+        let mut params = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "params" {
+                params = Some(map.next_value()?);
+            } else {
+                let member = map.next_value()?;
+                members.insert(key, member);
+            }
+        }
+        Ok((members, params))
+    }
+}
+
+/// An object's members parsed, except `arguments`, held as text on one line.
+fn split_arguments(params: &RawValue) -> serde_json::Result<Params> {
+    let members: BTreeMap<String, &RawValue> = serde_json::from_str(params.get())?;
+    let mut parsed = Map::new();
+    let mut arguments = None;
+    for (key, member) in members {
+        if key == ARGUMENTS {
+            arguments = Some(one_line(member)?);
+        } else {
+            parsed.insert(key, serde_json::from_str(member.get())?);
+        }
+    }
+    Ok(Params {
+        value: Value::Object(parsed),
+        arguments,
+    })
+}
+
+/// JSON text with any line breaks (whitespace between tokens) turned into spaces.
+fn one_line(text: &RawValue) -> serde_json::Result<Box<RawValue>> {
+    if !text.get().contains(['\n', '\r']) {
+        return Ok(text.to_owned());
+    }
+    RawValue::from_string(text.get().replace(['\n', '\r'], " "))
+}
