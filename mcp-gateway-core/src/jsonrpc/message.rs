@@ -6,16 +6,14 @@
 //! and id) are parsed as before.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{MapAccess, Visitor};
+use serde::de::value::SeqAccessDeserializer;
+use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
-use serde::{Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-
-use super::is_object;
 
 /// The member kept as text.
 const ARGUMENTS: &str = "arguments";
@@ -43,23 +41,9 @@ impl Message {
             return serde_json::from_slice::<Value>(text).map(Self::from);
         }
         let mut reader = serde_json::Deserializer::from_slice(text);
-        let (mut members, params) = reader.deserialize_map(MembersVisitor)?;
+        let message = reader.deserialize_map(MessageVisitor)?;
         reader.end()?;
-        let mut arguments = None;
-        if let Some(params) = params {
-            let params = if is_object(params) {
-                let (params, held) = split_arguments(params)?.into_parts();
-                arguments = held;
-                params
-            } else {
-                serde_json::from_str(params.get())?
-            };
-            members.insert("params".into(), params);
-        }
-        Ok(Self {
-            value: Value::Object(members),
-            arguments,
-        })
+        Ok(message)
     }
 
     /// The message, except `params.arguments` while that is held as text (see
@@ -177,52 +161,106 @@ impl Serialize for WithArguments<'_> {
     }
 }
 
-/// Reads an object's members as values, except `params`, left as text.
-struct MembersVisitor;
+/// Reads a message in one pass, holding its `params.arguments` as text.
+struct MessageVisitor;
 
-impl<'de> Visitor<'de> for MembersVisitor {
-    type Value = (Map<String, Value>, Option<&'de RawValue>);
+impl<'de> Visitor<'de> for MessageVisitor {
+    type Value = Message;
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str("a JSON object")
+        formatter.write_str("a JSON-RPC message")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message, A::Error> {
         let mut members = Map::new();
-        let mut params = None;
+        let mut arguments = None;
         while let Some(key) = map.next_key::<String>()? {
             if key == "params" {
-                params = Some(map.next_value()?);
+                let params = map.next_value_seed(ParamsVisitor)?;
+                arguments = params.arguments;
+                members.insert(key, params.value);
             } else {
                 let member = map.next_value()?;
                 members.insert(key, member);
             }
         }
-        Ok((members, params))
+        Ok(Message {
+            value: Value::Object(members),
+            arguments,
+        })
     }
 }
 
-/// An object's members parsed, except `arguments`, held as text on one line.
-fn split_arguments(params: &RawValue) -> serde_json::Result<Params> {
-    let members: BTreeMap<String, &RawValue> = serde_json::from_str(params.get())?;
-    let mut parsed = Map::new();
-    let mut arguments = None;
-    for (key, member) in members {
-        if key == ARGUMENTS {
-            arguments = Some(one_line(member)?);
-        } else {
-            parsed.insert(key, serde_json::from_str(member.get())?);
-        }
+/// Reads `params`: an object's members parsed, except `arguments`, held as text on one line;
+/// anything else (invalid for a request, but the handler says so) as a plain value.
+struct ParamsVisitor;
+
+impl<'de> DeserializeSeed<'de> for ParamsVisitor {
+    type Value = Params;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Params, D::Error> {
+        deserializer.deserialize_any(self)
     }
-    Ok(Params {
-        value: Value::Object(parsed),
-        arguments,
-    })
+}
+
+impl<'de> Visitor<'de> for ParamsVisitor {
+    type Value = Params;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("JSON-RPC params")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params, A::Error> {
+        let mut members = Map::new();
+        let mut arguments = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == ARGUMENTS {
+                let text: &RawValue = map.next_value()?;
+                arguments = Some(one_line(text).map_err(A::Error::custom)?);
+            } else {
+                let member = map.next_value()?;
+                members.insert(key, member);
+            }
+        }
+        Ok(Params {
+            value: Value::Object(members),
+            arguments,
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Params, A::Error> {
+        Value::deserialize(SeqAccessDeserializer::new(seq)).map(Params::from)
+    }
+
+    fn visit_unit<E>(self) -> Result<Params, E> {
+        Ok(Value::Null.into())
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Params, E> {
+        Ok(Value::from(value).into())
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Params, E> {
+        Ok(Value::from(value).into())
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Params, E> {
+        Ok(Value::from(value).into())
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Params, E> {
+        Ok(Value::from(value).into())
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Params, E> {
+        Ok(Value::from(value).into())
+    }
 }
 
 /// JSON text with any line breaks (whitespace between tokens) turned into spaces.
 fn one_line(text: &RawValue) -> serde_json::Result<Box<RawValue>> {
-    if !text.get().contains(['\n', '\r']) {
+    // A vectorised search: arguments can be large, and usually have no line breaks.
+    if memchr::memchr2(b'\n', b'\r', text.get().as_bytes()).is_none() {
         return Ok(text.to_owned());
     }
     RawValue::from_string(text.get().replace(['\n', '\r'], " "))
