@@ -10,7 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use mcp_gateway_core::{Caller, Session};
+use mcp_gateway_core::{Caller, Message, Session};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -117,7 +117,7 @@ pub(crate) async fn message(
         )
             .into_response();
     };
-    let message: Value = match serde_json::from_slice(&body) {
+    let message = match Message::from_slice(&body) {
         Ok(message) => message,
         Err(err) => {
             return (
@@ -131,10 +131,11 @@ pub(crate) async fn message(
     StatusCode::ACCEPTED.into_response()
 }
 
-async fn deliver(state: AppState, connection: Arc<Connection>, message: Value) {
-    let reply = if message["method"] == "initialize" {
-        let id = message["id"].clone();
-        match state.server.open_session(message.get("params")) {
+async fn deliver(state: AppState, connection: Arc<Connection>, message: Message) {
+    let body = message.value();
+    let reply = if body["method"] == "initialize" {
+        let id = body["id"].clone();
+        match state.server.open_session(body.get("params")) {
             Ok((session, result)) => {
                 session.attach_stream(connection.stream.clone());
                 if let Ok(mut slot) = connection.session.lock() {
@@ -146,6 +147,7 @@ async fn deliver(state: AppState, connection: Arc<Connection>, message: Value) {
         }
     } else {
         let session = connection.session.lock().ok().and_then(|s| s.clone());
+        let id = body.get("id").cloned();
         match session {
             Some(session) => {
                 state
@@ -154,7 +156,7 @@ async fn deliver(state: AppState, connection: Arc<Connection>, message: Value) {
                     .await
                     .map(|reply| reply.to_value())
             }
-            None => message.get("id").map(|id| {
+            None => id.map(|id| {
                 serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32600, "message": "send initialize first" } })
             }),
         }
