@@ -24,7 +24,7 @@ use mcp_gateway_core::{
     is_stateless_message,
 };
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::AppState;
@@ -175,7 +175,6 @@ fn initialize(state: &AppState, message: &Value) -> Response {
 async fn answer_or_stream(state: &AppState, caller: Caller, message: Message) -> Response {
     let stateless = matches!(caller, Caller::Stateless);
     let (stream, mut receiver) = mpsc::channel(STREAM_CAPACITY);
-    let answers = stream.clone();
     let server = state.server.clone();
     let mut call = Call {
         work: Some(Box::pin(async move {
@@ -188,14 +187,15 @@ async fn answer_or_stream(state: &AppState, caller: Caller, message: Message) ->
         biased;
         reply = std::future::poll_fn(|cx| call.poll_work(cx)) => {
             call.work = None;
-            drop(answers);
             return finished(state, reply, receiver, stateless);
         }
         first = receiver.recv() => first,
         () = window => None,
     };
-    // It needs a stream: the call goes on in a task, and its answer joins what it produced.
+    // It needs a stream: the call goes on in a task, and its answer, written out, follows what
+    // it produced.
     let cancel = CancellationToken::new();
+    let (answer, answered) = oneshot::channel::<Reply>();
     if let Some(work) = call.work.take() {
         let work_cancel = cancel.clone();
         tokio::spawn(async move {
@@ -208,13 +208,15 @@ async fn answer_or_stream(state: &AppState, caller: Caller, message: Message) ->
                 work.await
             };
             if let Some(reply) = reply {
-                // It joins what the call produced on the one stream, in order.
-                let _ = answers.send(reply.to_value()).await;
+                let _ = answer.send(reply);
             }
         });
     }
-    let events = futures::stream::iter(first.map(event))
-        .chain(message_events(receiver, cancel.drop_guard()));
+    let events = futures::stream::iter(first.map(event)).chain(call_events(
+        receiver,
+        answered,
+        cancel.drop_guard(),
+    ));
     sse_response(events, state.config.sse_keep_alive)
 }
 
@@ -293,6 +295,27 @@ fn message_events(
     futures::stream::unfold((receiver, guard), |(mut receiver, guard)| async move {
         let message = receiver.recv().await?;
         Some((event(message), (receiver, guard)))
+    })
+}
+
+/// What a call produces, then its answer (as the server wrote it out), as SSE events; the
+/// stream ends after the answer, or when the call ends without one. Everything the call produced
+/// was queued before its answer, and queued messages go first. `guard` is dropped with the
+/// stream.
+fn call_events(
+    produced: mpsc::Receiver<Value>,
+    answered: oneshot::Receiver<Reply>,
+    guard: DropGuard,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold(Some((produced, answered, guard)), |state| async move {
+        let (mut produced, mut answered, guard) = state?;
+        tokio::select! {
+            biased;
+            Some(message) = produced.recv() => {
+                Some((event(message), Some((produced, answered, guard))))
+            }
+            reply = &mut answered => reply.ok().map(|reply| (raw_event(reply.json()), None)),
+        }
     })
 }
 
