@@ -214,3 +214,110 @@ fn held_arguments_go_where_the_params_are() {
         1
     );
 }
+
+/// Whitespace a client may put between tokens, line breaks included.
+fn gap(rng: &mut fastrand::Rng) -> &'static str {
+    ["", "", " ", "\n", "\r\n  ", "\t"][rng.usize(..6)]
+}
+
+/// Random JSON text: every kind of value, escapes, and whitespace between tokens.
+fn random_json(rng: &mut fastrand::Rng, depth: usize) -> String {
+    let kind = if depth == 0 {
+        rng.usize(..5)
+    } else {
+        rng.usize(..7)
+    };
+    match kind {
+        0 => "null".into(),
+        1 => ["true", "false"][rng.usize(..2)].into(),
+        2 => [
+            "0",
+            "-7",
+            "1.10",
+            "2.5e-3",
+            "123456789012345678901234567890",
+        ][rng.usize(..5)]
+        .into(),
+        3 => [
+            r#""plain""#,
+            r#""a\nb""#,
+            r#""quote \" and \\ slash""#,
+            r#""\u00e9\ud83d\ude00""#,
+        ][rng.usize(..4)]
+        .into(),
+        4 => r#""""#.into(),
+        5 => {
+            let items: Vec<String> = (0..rng.usize(..4))
+                .map(|_| format!("{}{}{}", gap(rng), random_json(rng, depth - 1), gap(rng)))
+                .collect();
+            format!("[{}]", items.join(","))
+        }
+        _ => {
+            let members: Vec<String> = (0..rng.usize(..4))
+                .map(|i| {
+                    let value = random_json(rng, depth - 1);
+                    format!(
+                        "{}\"k{i}\"{}:{}{value}{}",
+                        gap(rng),
+                        gap(rng),
+                        gap(rng),
+                        gap(rng)
+                    )
+                })
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+    }
+}
+
+/// A request as a client might write it: members in any order, params of any shape.
+fn random_request(rng: &mut fastrand::Rng) -> String {
+    let params = match rng.usize(..4) {
+        0 => random_json(rng, 2),
+        _ => {
+            let mut members = vec![format!("\"name\":{}\"tool\"", gap(rng))];
+            if rng.bool() {
+                members.push(format!("\"arguments\":{}{}", gap(rng), random_json(rng, 3)));
+            }
+            if rng.bool() {
+                members.push(format!("\"_meta\":{}", random_json(rng, 2)));
+            }
+            rng.shuffle(&mut members);
+            format!(
+                "{{{}{}}}",
+                gap(rng),
+                members.join(&format!(",{}", gap(rng)))
+            )
+        }
+    };
+    let mut members = vec![
+        r#""jsonrpc":"2.0""#.to_owned(),
+        format!("\"id\":{}{}", gap(rng), rng.u32(..1000)),
+        r#""method":"tools/call""#.to_owned(),
+        format!("\"params\":{}{params}", gap(rng)),
+    ];
+    rng.shuffle(&mut members);
+    format!("{}{{{}}}{}", gap(rng), members.join(","), gap(rng))
+}
+
+#[test]
+fn any_request_reads_and_writes_back_as_the_same_json() {
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..2000 {
+        let text = random_request(&mut rng);
+        let expected: Value = serde_json::from_str(&text).expect("the generator writes JSON");
+        let message = Message::from_slice(text.as_bytes()).expect("valid JSON is read");
+        assert_eq!(
+            *message.arguments(),
+            expected["params"]
+                .get("arguments")
+                .cloned()
+                .unwrap_or(Value::Null),
+            "{text}"
+        );
+        let written = to_text(&message);
+        assert!(!written.contains(['\n', '\r']), "{text} → {written}");
+        let written: Value = serde_json::from_str(&written).expect("written as JSON");
+        assert_eq!(written, expected, "{text}");
+    }
+}
