@@ -18,9 +18,10 @@ use serde_json::{Map, Value};
 /// The member kept as text.
 const ARGUMENTS: &str = "arguments";
 
-/// A client's message (or batch) as received. A single message's `params.arguments` is kept as
-/// the client's JSON text when the message was read with [`Message::from_slice`]; everything else
-/// is parsed. Made from a `Value`, everything is parsed.
+/// A JSON-RPC message (or batch) whose `params.arguments` may be held as text: a client's message
+/// as received, and the request the gateway writes upstream from it. A single message's
+/// arguments are held when it was read with [`Message::from_slice`]; everything else is parsed.
+/// Made from a `Value`, everything is parsed.
 #[derive(Debug, Clone)]
 pub struct Message {
     value: Value,
