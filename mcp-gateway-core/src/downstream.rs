@@ -409,7 +409,7 @@ impl McpServer {
         stream: Option<mpsc::Sender<Value>>,
     ) -> Result<Answer, JsonRpcError> {
         let stateless = matches!(caller, Caller::Stateless);
-        let built = match method {
+        let mut result = match method {
             "initialize" if stateless => Err(JsonRpcError::new(
                 JsonRpcError::METHOD_NOT_FOUND,
                 "method not found: initialize is not part of 2026-07-28; call server/discover",
@@ -445,7 +445,6 @@ impl McpServer {
                 format!("method not found: {other}"),
             )),
         }?;
-        let mut result = built;
         if stateless {
             stateless_result(method, &mut result);
         }

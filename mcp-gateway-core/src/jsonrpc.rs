@@ -9,6 +9,8 @@ mod message;
 
 pub use message::{Message, Params};
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -282,6 +284,16 @@ pub(crate) fn encode(message: &impl Serialize) -> Box<RawValue> {
         tracing::error!(error = %err, "could not encode a message");
         RawValue::NULL.to_owned()
     })
+}
+
+/// JSON text on one line, for peers that read one message per line. Outside strings a line break
+/// is only whitespace (inside, it is escaped), so it becomes a space. Text without one (nearly
+/// all) is found so with a vectorised search and borrowed.
+pub(crate) fn one_line(json: &str) -> Cow<'_, str> {
+    if memchr::memchr2(b'\n', b'\r', json.as_bytes()).is_none() {
+        return Cow::Borrowed(json);
+    }
+    Cow::Owned(json.replace(['\n', '\r'], " "))
 }
 
 /// A short, bounded rendering of a value for error messages.

@@ -16,13 +16,9 @@ use crate::transport::MAX_MESSAGE_BYTES;
 /// Messages queued for stdout.
 const OUTPUT_CAPACITY: usize = 1024;
 
-/// Appends JSON text as one line. An upstream's result may be pretty-printed; outside strings
-/// (where they are escaped) line breaks are only whitespace, so they become spaces.
+/// Appends JSON text as one line: an upstream's result may be pretty-printed.
 fn push_one_line(json: &str, line: &mut Vec<u8>) {
-    line.extend(json.bytes().map(|byte| match byte {
-        b'\n' | b'\r' => b' ',
-        other => other,
-    }));
+    line.extend_from_slice(jsonrpc::one_line(json).as_bytes());
 }
 
 /// Serves one client over a pair of byte streams until the input ends or `shutdown` resolves.

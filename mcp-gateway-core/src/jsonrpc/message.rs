@@ -15,6 +15,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::one_line;
+
 /// The member kept as text.
 const ARGUMENTS: &str = "arguments";
 
@@ -217,7 +219,7 @@ impl<'de> Visitor<'de> for ParamsVisitor {
         while let Some(key) = map.next_key::<String>()? {
             if key == ARGUMENTS {
                 let text: &RawValue = map.next_value()?;
-                arguments = Some(one_line(text).map_err(A::Error::custom)?);
+                arguments = Some(on_one_line(text).map_err(A::Error::custom)?);
             } else {
                 let member = map.next_value()?;
                 members.insert(key, member);
@@ -258,11 +260,10 @@ impl<'de> Visitor<'de> for ParamsVisitor {
     }
 }
 
-/// JSON text with any line breaks (whitespace between tokens) turned into spaces.
-fn one_line(text: &RawValue) -> serde_json::Result<Box<RawValue>> {
-    // A vectorised search: arguments can be large, and usually have no line breaks.
-    if memchr::memchr2(b'\n', b'\r', text.get().as_bytes()).is_none() {
-        return Ok(text.to_owned());
+/// JSON text put on one line ([`one_line`]).
+fn on_one_line(text: &RawValue) -> serde_json::Result<Box<RawValue>> {
+    match one_line(text.get()) {
+        Cow::Borrowed(_) => Ok(text.to_owned()),
+        Cow::Owned(joined) => RawValue::from_string(joined),
     }
-    RawValue::from_string(text.get().replace(['\n', '\r'], " "))
 }
