@@ -7,6 +7,7 @@
 //! upstream that the `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` environment routes through a proxy is
 //! reached through reqwest, set up with exactly the proxy (and credentials) that decided it.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,6 +20,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 use hyper_util::rt::TokioExecutor;
+use rustls::ClientConfig;
+use rustls_platform_verifier::ConfigVerifierExt;
 
 use super::MAX_MESSAGE_BYTES;
 use crate::error::{BoxError, Error};
@@ -66,10 +69,9 @@ impl HttpClient {
             })?)
         } else {
             let tls = HttpsConnectorBuilder::new()
-                .try_with_platform_verifier()
-                .map_err(|err| {
+                .with_tls_config(shared_tls_config().map_err(|err| {
                     Error::transport_caused(server, "could not set up TLS verification", err)
-                })?
+                })?)
                 .https_or_http()
                 .enable_http1();
             let mut tcp = HttpConnector::new();
@@ -113,6 +115,21 @@ impl HttpClient {
             }
         }
     }
+}
+
+/// The TLS settings of every direct upstream connection, built once per process.
+///
+/// Building them reads the platform's certificate store (on Linux, each file under
+/// `/etc/ssl/certs`): ~2.5 ms, on the runtime's thread. Built per connect, that was paid by every
+/// HTTP upstream at start-up, one after the other, and again at each reconnect while calls in
+/// flight waited. A failure is not kept, so a later connect tries again.
+fn shared_tls_config() -> Result<ClientConfig, rustls::Error> {
+    static SHARED: OnceLock<ClientConfig> = OnceLock::new();
+    if let Some(config) = SHARED.get() {
+        return Ok(config.clone());
+    }
+    let config = ClientConfig::with_platform_verifier()?;
+    Ok(SHARED.get_or_init(|| config).clone())
 }
 
 /// A reqwest client that goes through `proxy`, with the proxy's credentials if it has any.
@@ -256,5 +273,55 @@ mod tests {
                 .expect("client");
         let err = post(&client, &url).await.expect_err("nothing listens");
         assert!(is_connect_error(err.as_ref()), "{err}");
+    }
+
+    /// A TLS upstream on 127.0.0.1 presenting a self-signed certificate for `localhost`.
+    async fn self_signed_upstream() -> u16 {
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("certificate");
+        let key =
+            rustls::pki_types::PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key.into())
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                // The client is expected to abort the handshake.
+                let _ = acceptor.accept(tcp).await;
+            }
+        });
+        port
+    }
+
+    /// The error and its sources, outermost first.
+    fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+        std::iter::successors(Some(err), |err| err.source())
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(": ")
+    }
+
+    #[tokio::test]
+    async fn an_upstream_whose_certificate_no_trusted_root_signed_is_refused_at_every_connect() {
+        let url = format!("https://localhost:{}/mcp", self_signed_upstream().await);
+        // Each connect builds its client, as a reconnect does; the second reuses the TLS settings.
+        for attempt in 1..=2 {
+            let client =
+                HttpClient::new(&server(), &spec(&url), Duration::from_secs(5)).expect("client");
+            let err = post(&client, &url)
+                .await
+                .expect_err("an untrusted certificate must not be accepted");
+            let chain = chain(err.as_ref());
+            assert!(
+                chain.contains("invalid peer certificate"),
+                "attempt {attempt}: {chain}"
+            );
+        }
     }
 }
