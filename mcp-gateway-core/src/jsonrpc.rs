@@ -184,10 +184,14 @@ fn classify_raw_one(message: &RawValue) -> Incoming<Box<RawValue>> {
 /// What an upstream's response carries: its result (unparsed) or its error.
 pub(crate) type Outcome = Result<Box<RawValue>, JsonRpcError>;
 
-/// The outcome `message` carries if it is the response to the request with id `id`; `None` for
-/// anything else (a request, a notification, another id, a batch).
-pub(crate) fn answer_to(message: &RawValue, id: &Value) -> Option<Outcome> {
-    match classify_raw_one(message) {
+/// The outcome the JSON text `message` carries if it is the response to the request with id `id`;
+/// `None` for anything else (a request, a notification, another id, a batch, text that is not
+/// JSON). The text is read once: the envelope straight from it, the result kept as text.
+pub(crate) fn answer_to(message: &str, id: &Value) -> Option<Outcome> {
+    if !message.trim_start().starts_with('{') {
+        return None;
+    }
+    match sort(serde_json::from_str::<Envelope<Box<RawValue>>>(message).ok()?) {
         Incoming::Response {
             id: answered,
             outcome,

@@ -84,7 +84,7 @@ fn malformed_messages_are_invalid_with_a_reason() {
         }
     }
     let malformed = r#"{"jsonrpc":"2.0","id":1,"error":"boom"}"#;
-    let error = answer_to(&raw(malformed), &json!(1))
+    let error = answer_to(malformed, &json!(1))
         .expect("the answer")
         .expect_err("an error");
     assert_eq!(error.code, JsonRpcError::INTERNAL_ERROR);
@@ -93,15 +93,24 @@ fn malformed_messages_are_invalid_with_a_reason() {
 
 #[test]
 fn only_the_response_with_the_id_sent_is_the_answer() {
-    let answer = raw(r#"{"jsonrpc":"2.0","id":4,"result":{"ok":true}}"#);
-    let outcome = answer_to(&answer, &json!(4)).expect("the answer");
+    let answer = r#"{"jsonrpc":"2.0","id":4,"result":{"ok":true}}"#;
+    let outcome = answer_to(answer, &json!(4)).expect("the answer");
     assert_eq!(outcome.expect("a result").get(), r#"{"ok":true}"#);
-    assert!(answer_to(&answer, &json!(5)).is_none());
-    assert!(answer_to(&answer, &json!("4")).is_none());
-    let request = raw(r#"{"jsonrpc":"2.0","id":4,"method":"ping"}"#);
-    assert!(answer_to(&request, &json!(4)).is_none());
-    let batch = raw(r#"[{"jsonrpc":"2.0","id":4,"result":{}}]"#);
-    assert!(answer_to(&batch, &json!(4)).is_none());
+    assert!(answer_to(answer, &json!(5)).is_none());
+    assert!(answer_to(answer, &json!("4")).is_none());
+    let request = r#"{"jsonrpc":"2.0","id":4,"method":"ping"}"#;
+    assert!(answer_to(request, &json!(4)).is_none());
+    let batch = r#"[{"jsonrpc":"2.0","id":4,"result":{}}]"#;
+    assert!(answer_to(batch, &json!(4)).is_none());
+    // Read straight from the text, so anything that is not one whole JSON value is no answer.
+    for broken in [
+        r#"{"jsonrpc":"2.0","id":4,"result":{"ok":tru}}"#,
+        r#"{"jsonrpc":"2.0","id":4,"result":{}} trailing"#,
+        r#"{"jsonrpc":"2.0","id":4,"result":{}"#,
+        "",
+    ] {
+        assert!(answer_to(broken, &json!(4)).is_none(), "{broken}");
+    }
 }
 
 #[test]

@@ -121,23 +121,13 @@ impl StreamableHttp {
     async fn read_answer(&self, body: Body, sent: &Value) -> Option<Outcome> {
         let mut stream = SseStream::new(body);
         let first = tokio::select! {
-            first = next_message(&mut stream) => first?,
+            first = next_data(&mut stream) => first?,
             _ = self.cancel.cancelled() => return None,
         };
-        let answer = match first {
-            TransportEvent::Message(message) => match answer_to(&message, sent) {
-                Some(outcome) => outcome,
-                None => {
-                    let _ = self.events.send(TransportEvent::Message(message)).await;
-                    self.spawn_event_reader(stream);
-                    return None;
-                }
-            },
-            other => {
-                let _ = self.events.send(other).await;
-                self.spawn_event_reader(stream);
-                return None;
-            }
+        let Some(answer) = answer_to(&first, sent) else {
+            let _ = self.events.send(message_event(&first)).await;
+            self.spawn_event_reader(stream);
+            return None;
         };
         match next_message(&mut stream).now_or_never() {
             Some(None) => {}
@@ -250,15 +240,12 @@ impl Outbound for StreamableHttp {
         let body = read_limited(response.into_body()).await.map_err(|err| {
             Error::transport(&self.server, format!("could not read the response: {err}"))
         })?;
-        let parsed = serde_json::from_slice::<Box<RawValue>>(&body).ok();
         // The answer, or (whatever the status) a JSON-RPC error for this very request.
-        if let Some(outcome) = parsed
-            .as_deref()
-            .and_then(|value| answer_to(value, message.value()))
-        {
+        let text = std::str::from_utf8(&body).ok();
+        if let Some(outcome) = text.and_then(|text| answer_to(text, message.value())) {
             return Ok(Some(outcome));
         }
-        match parsed {
+        match text.and_then(|text| serde_json::from_str::<Box<RawValue>>(text).ok()) {
             Some(value) if status.is_success() => {
                 let _ = self.events.send(TransportEvent::Message(value)).await;
                 Ok(None)
@@ -359,7 +346,7 @@ fn is_event_stream(response: &Response<Body>) -> bool {
 }
 
 /// The outcome `reply` carries if it is the response to the request `sent`.
-fn answer_to(reply: &RawValue, sent: &Value) -> Option<Outcome> {
+fn answer_to(reply: &str, sent: &Value) -> Option<Outcome> {
     jsonrpc::answer_to(reply, sent.get("id")?)
 }
 
@@ -374,14 +361,23 @@ async fn forward_sse(stream: &mut SseStream<Body>, events: &mpsc::Sender<Transpo
 
 /// The next `data` payload of an SSE body, parsed; `None` once the body ends or fails.
 async fn next_message(stream: &mut SseStream<Body>) -> Option<TransportEvent> {
+    Some(message_event(&next_data(stream).await?))
+}
+
+/// The next non-empty `data` payload of an SSE body; `None` once the body ends or fails.
+async fn next_data(stream: &mut SseStream<Body>) -> Option<String> {
     loop {
         let event = stream.next().await?.ok()?;
-        let Some(data) = event.data.filter(|data| !data.is_empty()) else {
-            continue;
-        };
-        return Some(match serde_json::from_str::<Box<RawValue>>(&data) {
-            Ok(value) => TransportEvent::Message(value),
-            Err(_) => TransportEvent::Garbage(truncate(&data, 200)),
-        });
+        if let Some(data) = event.data.filter(|data| !data.is_empty()) {
+            return Some(data);
+        }
+    }
+}
+
+/// An SSE `data` payload as a message, or as garbage when it is not JSON.
+fn message_event(data: &str) -> TransportEvent {
+    match serde_json::from_str::<Box<RawValue>>(data) {
+        Ok(value) => TransportEvent::Message(value),
+        Err(_) => TransportEvent::Garbage(truncate(data, 200)),
     }
 }
