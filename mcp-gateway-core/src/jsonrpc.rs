@@ -168,11 +168,16 @@ pub(crate) fn is_object(json: &RawValue) -> bool {
     json.get().trim_start().starts_with('{')
 }
 
+/// The envelope of JSON text that is one object (see [`is_object`]), its result left as text.
+fn envelope(text: &str) -> Option<Envelope<Box<RawValue>>> {
+    text.trim_start()
+        .starts_with('{')
+        .then(|| serde_json::from_str(text).ok())
+        .flatten()
+}
+
 fn classify_raw_one(message: &RawValue) -> Incoming<Box<RawValue>> {
-    let envelope = is_object(message)
-        .then(|| serde_json::from_str::<Envelope<Box<RawValue>>>(message.get()).ok())
-        .flatten();
-    match envelope {
+    match envelope(message.get()) {
         Some(envelope) => sort(envelope),
         None => Incoming::Invalid(format!(
             "not a JSON-RPC object: {}",
@@ -188,10 +193,7 @@ pub(crate) type Outcome = Result<Box<RawValue>, JsonRpcError>;
 /// `None` for anything else (a request, a notification, another id, a batch, text that is not
 /// JSON). The text is read once: the envelope straight from it, the result kept as text.
 pub(crate) fn answer_to(message: &str, id: &Value) -> Option<Outcome> {
-    if !message.trim_start().starts_with('{') {
-        return None;
-    }
-    match sort(serde_json::from_str::<Envelope<Box<RawValue>>>(message).ok()?) {
+    match sort(envelope(message)?) {
         Incoming::Response {
             id: answered,
             outcome,

@@ -299,14 +299,6 @@ mod tests {
         port
     }
 
-    /// The error and its sources, outermost first.
-    fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-        std::iter::successors(Some(err), |err| err.source())
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(": ")
-    }
-
     #[tokio::test]
     async fn an_upstream_whose_certificate_no_trusted_root_signed_is_refused_at_every_connect() {
         let url = format!("https://localhost:{}/mcp", self_signed_upstream().await);
@@ -317,7 +309,7 @@ mod tests {
             let err = post(&client, &url)
                 .await
                 .expect_err("an untrusted certificate must not be accepted");
-            let chain = chain(err.as_ref());
+            let chain = crate::error::error_chain(err.as_ref());
             assert!(
                 chain.contains("invalid peer certificate"),
                 "attempt {attempt}: {chain}"
