@@ -4,6 +4,14 @@
 //! the dispatcher task matches answers back to exactly their caller. Progress tokens are rewritten
 //! the same way, so two callers that both chose token `1` still get only their own progress.
 //! A caller that gives up (drop or timeout) sends `notifications/cancelled` to this upstream only.
+//!
+//! `handshake.rs` negotiates the era; `dispatch.rs` is the task that reads the connection;
+//! `owed.rs` writes what the gateway owes the upstream (answers to its requests, cancellations)
+//! without anyone waiting on it.
+
+mod dispatch;
+mod handshake;
+mod owed;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,11 +23,13 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::jsonrpc::{self, Incoming, JsonRpcError, Message, Params};
+use crate::jsonrpc::{self, JsonRpcError, Message, Params};
 use crate::spec::{ProtocolPreference, ServerId, ServerSpec};
-use crate::transport::{self, Outbound, TransportEvent};
+use crate::transport::{self, Outbound};
+use owed::Owed;
 
 /// The stateless revision, negotiated with `server/discover`.
 pub const STATELESS_VERSION: &str = "2026-07-28";
@@ -28,8 +38,6 @@ pub const SESSION_VERSION: &str = "2025-11-25";
 /// Session-era versions the gateway accepts as an `initialize` counter-offer.
 pub const SESSION_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 
-/// How long `Auto` waits for a `server/discover` answer before assuming the session era.
-const DISCOVER_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound of the channel that carries an upstream's notifications to the gateway.
 const SIGNAL_CAPACITY: usize = 1024;
 /// Bound of one caller's progress channel; progress beyond it is dropped, never blocking.
@@ -217,7 +225,42 @@ struct Shared {
     request_meta: Mutex<Option<Map<String, Value>>>,
     ready: AtomicBool,
     closed: Mutex<Option<String>>,
+    /// Cancelled when the connection is given up from the writing side; ends the dispatcher.
+    lost: CancellationToken,
+    owed: Owed,
     request_timeout: Duration,
+}
+
+impl Shared {
+    fn closed_reason(&self) -> String {
+        self.closed
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .unwrap_or_else(|| "the connection closed".into())
+    }
+
+    /// Marks the connection closed and fails every call in flight at once.
+    fn fail_all(&self, reason: &str) {
+        if let Ok(mut closed) = self.closed.lock() {
+            closed.get_or_insert_with(|| reason.to_owned());
+        }
+        // Dropping the senders wakes every waiting caller with a `Closed` error.
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.clear();
+        }
+        if let Ok(mut progress) = self.progress.lock() {
+            progress.clear();
+        }
+    }
+
+    /// Gives the connection up: its calls fail with `reason` and the dispatcher stops, which
+    /// reports it closed.
+    fn declare_lost(&self, reason: String) {
+        tracing::warn!(server = %self.server, %reason, "connection given up");
+        self.fail_all(&reason);
+        self.lost.cancel();
+    }
 }
 
 /// A shared connection to one upstream. Cheap to clone.
@@ -265,6 +308,7 @@ impl Upstream {
         era_hint: Option<Era>,
     ) -> Result<Connection, Error> {
         let transport::Connected { outbound, inbound } = transport::open(spec).await?;
+        let (owed, owed_queue) = Owed::new(spec.id.clone());
         let shared = Arc::new(Shared {
             server: spec.id.clone(),
             outbound,
@@ -274,17 +318,20 @@ impl Upstream {
             request_meta: Mutex::new(None),
             ready: AtomicBool::new(false),
             closed: Mutex::new(None),
+            lost: CancellationToken::new(),
+            owed,
             request_timeout: spec.request_timeout,
         });
         let (signal_tx, signals) = mpsc::channel(SIGNAL_CAPACITY);
-        tokio::spawn(dispatch(shared.clone(), inbound, signal_tx));
+        tokio::spawn(dispatch::dispatch(shared.clone(), inbound, signal_tx));
+        tokio::spawn(owed::drain(Arc::downgrade(&shared), owed_queue));
 
         let preference = match era_hint {
             Some(Era::Session) => ProtocolPreference::Session,
             Some(Era::Stateless) => ProtocolPreference::Stateless,
             None => spec.protocol,
         };
-        let handshake = handshake(&shared, preference).await;
+        let handshake = handshake::handshake(&shared, preference).await;
         let peer = match handshake {
             Ok(peer) => peer,
             Err(err) => {
@@ -341,17 +388,25 @@ impl Upstream {
         request(&self.shared, method, params, options).await
     }
 
-    /// Sends a notification.
+    /// Sends a notification, waiting at most the spec's `request_timeout` for the upstream to
+    /// take it.
     pub async fn notify(&self, method: &str, params: Option<Value>) -> Result<(), Error> {
-        self.shared
-            .outbound
-            .send(jsonrpc::notification(method, params).into())
+        let message = jsonrpc::notification(method, params).into();
+        let after = self.shared.request_timeout;
+        tokio::time::timeout(after, self.shared.outbound.send(message))
             .await
+            .unwrap_or_else(|_| {
+                Err(Error::Timeout {
+                    server: self.shared.server.clone(),
+                    method: method.to_owned(),
+                    after,
+                })
+            })
     }
 
     /// Ends the connection: fails calls in flight and stops the transport (and child process).
     pub async fn close(&self) {
-        fail_all(&self.shared, "the gateway closed the connection");
+        self.shared.fail_all("the gateway closed the connection");
         self.shared.outbound.close().await;
     }
 
@@ -387,146 +442,6 @@ impl Upstream {
     }
 }
 
-async fn handshake(
-    shared: &Arc<Shared>,
-    preference: ProtocolPreference,
-) -> Result<PeerInfo, Error> {
-    match preference {
-        ProtocolPreference::Session => initialize(shared).await,
-        ProtocolPreference::Stateless => discover(shared).await,
-        ProtocolPreference::Auto => {
-            match tokio::time::timeout(DISCOVER_PROBE_TIMEOUT, discover(shared)).await {
-                Ok(Ok(peer)) => Ok(peer),
-                // The connection itself failed: falling back cannot help.
-                Ok(Err(err @ (Error::Closed { .. } | Error::Spawn { .. }))) => Err(err),
-                Ok(Err(Error::Transport {
-                    source: Some(source),
-                    ..
-                })) if transport::is_connect_error(source.as_ref()) => Err(
-                    Error::transport_caused(&shared.server, "could not connect", source),
-                ),
-                Ok(Err(err)) => {
-                    tracing::debug!(server = %shared.server, error = %err, "no server/discover; using initialize");
-                    initialize(shared).await
-                }
-                Err(_) => initialize(shared).await,
-            }
-        }
-    }
-}
-
-/// What the gateway, as a client, offers upstreams: it relays sampling, elicitation and roots to
-/// the downstream session whose call is in flight.
-fn client_capabilities() -> Value {
-    json!({ "sampling": {}, "elicitation": { "form": {}, "url": {} }, "roots": {} })
-}
-
-fn client_info() -> Value {
-    json!({ "name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION") })
-}
-
-async fn initialize(shared: &Arc<Shared>) -> Result<PeerInfo, Error> {
-    shared.outbound.set_protocol_version(None);
-    let params = json!({
-        "protocolVersion": SESSION_VERSION,
-        "capabilities": client_capabilities(),
-        "clientInfo": client_info(),
-    });
-    let result = request(
-        shared,
-        "initialize",
-        Some(params.into()),
-        &RequestOptions::default(),
-    )
-    .await?;
-    let result = jsonrpc::parse(&result);
-    let version = result
-        .get("protocolVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    if !SESSION_VERSIONS.contains(&version.as_str()) {
-        return Err(Error::Handshake {
-            server: shared.server.clone(),
-            message: format!(
-                "the server offered protocol version `{version}`, which the gateway does not speak"
-            ),
-        });
-    }
-    shared.outbound.set_protocol_version(Some(&version));
-    shared
-        .outbound
-        .send(jsonrpc::notification("notifications/initialized", None).into())
-        .await?;
-    Ok(PeerInfo {
-        era: Era::Session,
-        protocol_version: version,
-        server_info: result.get("serverInfo").cloned().unwrap_or(Value::Null),
-        capabilities: result
-            .get("capabilities")
-            .cloned()
-            .unwrap_or_else(|| json!({})),
-        instructions: result
-            .get("instructions")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-    })
-}
-
-async fn discover(shared: &Arc<Shared>) -> Result<PeerInfo, Error> {
-    let mut meta = Map::new();
-    meta.insert(
-        "io.modelcontextprotocol/protocolVersion".into(),
-        STATELESS_VERSION.into(),
-    );
-    meta.insert("io.modelcontextprotocol/clientInfo".into(), client_info());
-    meta.insert(
-        "io.modelcontextprotocol/clientCapabilities".into(),
-        json!({}),
-    );
-    shared
-        .outbound
-        .set_protocol_version(Some(STATELESS_VERSION));
-    let params = json!({ "_meta": meta });
-    let result = request(
-        shared,
-        "server/discover",
-        Some(params.into()),
-        &RequestOptions::default(),
-    )
-    .await?;
-    let result = jsonrpc::parse(&result);
-    let speaks_stateless = result
-        .get("supportedVersions")
-        .and_then(Value::as_array)
-        .is_some_and(|versions| versions.iter().any(|v| v == STATELESS_VERSION));
-    if !speaks_stateless {
-        return Err(Error::Handshake {
-            server: shared.server.clone(),
-            message: format!("server/discover does not list {STATELESS_VERSION}"),
-        });
-    }
-    if let Ok(mut slot) = shared.request_meta.lock() {
-        *slot = Some(meta);
-    }
-    Ok(PeerInfo {
-        era: Era::Stateless,
-        protocol_version: STATELESS_VERSION.into(),
-        server_info: result
-            .pointer("/_meta/io.modelcontextprotocol~1serverInfo")
-            .cloned()
-            .unwrap_or(Value::Null),
-        capabilities: result
-            .get("capabilities")
-            .cloned()
-            .unwrap_or_else(|| json!({})),
-        instructions: result
-            .get("instructions")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-    })
-}
-
 /// Removes a request's bookkeeping if its caller goes away, and tells the upstream to stop.
 struct InFlight<'a> {
     shared: &'a Arc<Shared>,
@@ -552,14 +467,7 @@ impl Drop for InFlight<'_> {
         // Only a request the upstream still works on, on a connection past its handshake,
         // is worth a cancellation.
         if was_pending && self.shared.ready.load(Ordering::Acquire) {
-            let shared = self.shared.clone();
-            let id = self.id;
-            tokio::spawn(async move {
-                let params =
-                    json!({ "requestId": id, "reason": "the caller cancelled the request" });
-                let cancel = jsonrpc::notification("notifications/cancelled", Some(params));
-                let _ = shared.outbound.send(cancel.into()).await;
-            });
+            self.shared.owed.cancel(self.id);
         }
     }
 }
@@ -627,12 +535,7 @@ async fn request(
         }),
         Ok(Ok(Err(_))) => Err(Error::Closed {
             server: shared.server.clone(),
-            reason: shared
-                .closed
-                .lock()
-                .ok()
-                .and_then(|c| c.clone())
-                .unwrap_or_else(|| "the connection closed".into()),
+            reason: shared.closed_reason(),
         }),
         Err(_) => {
             return Err(Error::Timeout {
@@ -718,180 +621,6 @@ fn strip_meta(params: &mut Map<String, Value>, session_era: bool) -> Option<Valu
         params.remove("_meta");
     }
     token
-}
-
-/// Reads the transport's events until it closes, answering callers and raising signals.
-async fn dispatch(
-    shared: Arc<Shared>,
-    mut inbound: mpsc::Receiver<TransportEvent>,
-    signals: mpsc::Sender<Signal>,
-) {
-    let raise = |signal: Signal| {
-        if let Err(mpsc::error::TrySendError::Full(signal)) = signals.try_send(signal) {
-            tracing::warn!(server = %shared.server, ?signal, "signal queue full; dropped");
-        }
-    };
-    let reason = loop {
-        let Some(event) = inbound.recv().await else {
-            break "the transport stopped".to_owned();
-        };
-        match event {
-            TransportEvent::Message(message) => {
-                for message in jsonrpc::classify_raw(&message) {
-                    handle_message(&shared, message, &raise).await;
-                }
-            }
-            TransportEvent::Garbage(text) => {
-                raise(Signal::ProtocolViolation(format!("not JSON: {text}")));
-            }
-            TransportEvent::Stderr(line) => raise(Signal::Stderr(line)),
-            TransportEvent::Closed(reason) => break reason,
-        }
-    };
-    fail_all(&shared, &reason);
-    let _ = signals.send(Signal::Closed(reason)).await;
-}
-
-/// Marks the connection closed and fails every call in flight at once.
-fn fail_all(shared: &Shared, reason: &str) {
-    if let Ok(mut closed) = shared.closed.lock() {
-        closed.get_or_insert_with(|| reason.to_owned());
-    }
-    // Dropping the senders wakes every waiting caller with a `Closed` error.
-    if let Ok(mut pending) = shared.pending.lock() {
-        pending.clear();
-    }
-    if let Ok(mut progress) = shared.progress.lock() {
-        progress.clear();
-    }
-}
-
-async fn handle_message(
-    shared: &Arc<Shared>,
-    message: Incoming<Box<RawValue>>,
-    raise: &impl Fn(Signal),
-) {
-    match message {
-        Incoming::Response { id, outcome } => {
-            let pending = id
-                .as_u64()
-                .and_then(|id| shared.pending.lock().ok()?.remove(&id));
-            match pending {
-                Some(pending) => {
-                    let _ = pending.answer.send(outcome);
-                }
-                None => raise(Signal::ProtocolViolation(format!(
-                    "answer to request id {id}, which is not waiting for one"
-                ))),
-            }
-        }
-        Incoming::Notification { method, params } => match method.as_str() {
-            "notifications/progress" => route_progress(shared, params),
-            "notifications/tools/list_changed" => raise(Signal::ListChanged(ListKind::Tools)),
-            "notifications/resources/list_changed" => {
-                raise(Signal::ListChanged(ListKind::Resources))
-            }
-            "notifications/prompts/list_changed" => raise(Signal::ListChanged(ListKind::Prompts)),
-            "notifications/resources/updated" => {
-                raise(Signal::ResourceUpdated(params.unwrap_or(Value::Null)))
-            }
-            "notifications/message" => {
-                let params = params.unwrap_or(Value::Null);
-                let delivered = match client_for(shared, &method) {
-                    Ok(client) => {
-                        client.notify(&method, &params);
-                        Some(client.session_id().to_owned())
-                    }
-                    Err(_) => None,
-                };
-                raise(Signal::Log(params, delivered))
-            }
-            other => {
-                tracing::debug!(server = %shared.server, method = other, "notification ignored")
-            }
-        },
-        Incoming::Request { id, method, params } => {
-            if method == "ping" {
-                reply(shared, id, Ok(json!({}))).await;
-                return;
-            }
-            match client_for(shared, &method) {
-                Ok(client) => {
-                    // Answered from its own task: the client may take minutes (a person
-                    // answering an elicitation) and the dispatcher must keep reading.
-                    let shared = shared.clone();
-                    tokio::spawn(async move {
-                        let answer = client.handle(&method, params).await;
-                        reply(&shared, id, answer).await;
-                    });
-                }
-                Err(answer) => reply(shared, id, answer).await,
-            }
-        }
-        Incoming::Invalid(reason) => raise(Signal::ProtocolViolation(reason)),
-    }
-}
-
-/// Finds the one downstream session that can answer an upstream's request, or the answer to
-/// give when there is none.
-fn client_for(
-    shared: &Shared,
-    method: &str,
-) -> Result<Arc<dyn ClientRequestHandler>, Result<Value, JsonRpcError>> {
-    let clients: Vec<Arc<dyn ClientRequestHandler>> = shared
-        .pending
-        .lock()
-        .map(|pending| pending.values().filter_map(|p| p.client.clone()).collect())
-        .unwrap_or_default();
-    let Some(first) = clients.first() else {
-        // Roots belong to a client session; outside any call the shared connection has none.
-        if method == "roots/list" {
-            return Err(Ok(json!({ "roots": [] })));
-        }
-        return Err(Err(JsonRpcError::new(
-            JsonRpcError::METHOD_NOT_FOUND,
-            format!(
-                "`{method}` arrived while no client call was in flight on this server, so there is no client to ask"
-            ),
-        )));
-    };
-    if clients.iter().any(|c| c.session_id() != first.session_id()) {
-        return Err(Err(JsonRpcError::new(
-            JsonRpcError::INTERNAL_ERROR,
-            format!(
-                "`{method}` is ambiguous: calls from several client sessions are in flight on this server"
-            ),
-        )));
-    }
-    Ok(first.clone())
-}
-
-async fn reply(shared: &Shared, id: Value, answer: Result<Value, JsonRpcError>) {
-    let message = match answer {
-        Ok(result) => jsonrpc::response(id, result),
-        Err(error) => jsonrpc::error_response(id, &error),
-    };
-    if let Err(err) = shared.outbound.send(message.into()).await {
-        tracing::debug!(server = %shared.server, error = %err, "could not answer an upstream request");
-    }
-}
-
-/// Delivers a progress notification to the caller whose request it is about, token restored.
-fn route_progress(shared: &Shared, params: Option<Value>) {
-    let Some(mut params) = params else { return };
-    let Some(token) = params.get("progressToken").and_then(Value::as_u64) else {
-        return;
-    };
-    let route = shared.progress.lock().ok().and_then(|routes| {
-        routes
-            .get(&token)
-            .map(|r| (r.caller_token.clone(), r.sink.clone()))
-    });
-    if let Some((caller_token, sink)) = route {
-        params["progressToken"] = caller_token;
-        // Progress is advisory: a caller that does not keep up loses some, the upstream never waits.
-        let _ = sink.try_send(params);
-    }
 }
 
 #[cfg(test)]

@@ -10,5 +10,6 @@ mod http;
 mod in_process;
 mod python;
 mod stdio;
+mod stuck_upstream;
 mod supervision;
 mod support;

@@ -1,0 +1,168 @@
+//! The dispatcher: one task per connection that reads everything the upstream sends, matches
+//! answers to their callers, routes progress and logs, and answers the upstream's own requests.
+//!
+//! It never waits on a write to the upstream: an upstream that stops reading its input would
+//! otherwise stop the gateway reading that upstream's answers too. Whatever it owes the upstream
+//! goes through the connection's [`Owed`](super::owed::Owed) queue.
+
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::{ClientRequestHandler, ListKind, Shared, Signal};
+use crate::jsonrpc::{self, Incoming, JsonRpcError};
+use crate::transport::TransportEvent;
+
+/// Reads the transport's events until it closes, answering callers and raising signals.
+pub(super) async fn dispatch(
+    shared: Arc<Shared>,
+    mut inbound: mpsc::Receiver<TransportEvent>,
+    signals: mpsc::Sender<Signal>,
+) {
+    let raise = |signal: Signal| {
+        if let Err(mpsc::error::TrySendError::Full(signal)) = signals.try_send(signal) {
+            tracing::warn!(server = %shared.server, ?signal, "signal queue full; dropped");
+        }
+    };
+    let reason = loop {
+        let event = tokio::select! {
+            // First, so a flood of input cannot hide that the connection was given up.
+            biased;
+            () = shared.lost.cancelled() => break shared.closed_reason(),
+            event = inbound.recv() => event,
+        };
+        let Some(event) = event else {
+            break "the transport stopped".to_owned();
+        };
+        match event {
+            TransportEvent::Message(message) => {
+                for message in jsonrpc::classify_raw(&message) {
+                    handle_message(&shared, message, &raise);
+                }
+            }
+            TransportEvent::Garbage(text) => {
+                raise(Signal::ProtocolViolation(format!("not JSON: {text}")));
+            }
+            TransportEvent::Stderr(line) => raise(Signal::Stderr(line)),
+            TransportEvent::Closed(reason) => break reason,
+        }
+    };
+    shared.fail_all(&reason);
+    let _ = signals.send(Signal::Closed(reason)).await;
+}
+
+fn handle_message(shared: &Arc<Shared>, message: Incoming<Box<RawValue>>, raise: &impl Fn(Signal)) {
+    match message {
+        Incoming::Response { id, outcome } => {
+            let pending = id
+                .as_u64()
+                .and_then(|id| shared.pending.lock().ok()?.remove(&id));
+            match pending {
+                Some(pending) => {
+                    let _ = pending.answer.send(outcome);
+                }
+                None => raise(Signal::ProtocolViolation(format!(
+                    "answer to request id {id}, which is not waiting for one"
+                ))),
+            }
+        }
+        Incoming::Notification { method, params } => match method.as_str() {
+            "notifications/progress" => route_progress(shared, params),
+            "notifications/tools/list_changed" => raise(Signal::ListChanged(ListKind::Tools)),
+            "notifications/resources/list_changed" => {
+                raise(Signal::ListChanged(ListKind::Resources))
+            }
+            "notifications/prompts/list_changed" => raise(Signal::ListChanged(ListKind::Prompts)),
+            "notifications/resources/updated" => {
+                raise(Signal::ResourceUpdated(params.unwrap_or(Value::Null)))
+            }
+            "notifications/message" => {
+                let params = params.unwrap_or(Value::Null);
+                let delivered = match client_for(shared, &method) {
+                    Ok(client) => {
+                        client.notify(&method, &params);
+                        Some(client.session_id().to_owned())
+                    }
+                    Err(_) => None,
+                };
+                raise(Signal::Log(params, delivered))
+            }
+            other => {
+                tracing::debug!(server = %shared.server, method = other, "notification ignored")
+            }
+        },
+        Incoming::Request { id, method, params } => {
+            if method == "ping" {
+                shared.owed.reply(id, Ok(json!({})));
+                return;
+            }
+            match client_for(shared, &method) {
+                Ok(client) => {
+                    // Answered from its own task: the client may take minutes (a person
+                    // answering an elicitation) and the dispatcher must keep reading.
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        let answer = client.handle(&method, params).await;
+                        shared.owed.reply(id, answer);
+                    });
+                }
+                Err(answer) => shared.owed.reply(id, answer),
+            }
+        }
+        Incoming::Invalid(reason) => raise(Signal::ProtocolViolation(reason)),
+    }
+}
+
+/// Finds the one downstream session that can answer an upstream's request, or the answer to
+/// give when there is none.
+fn client_for(
+    shared: &Shared,
+    method: &str,
+) -> Result<Arc<dyn ClientRequestHandler>, Result<Value, JsonRpcError>> {
+    let clients: Vec<Arc<dyn ClientRequestHandler>> = shared
+        .pending
+        .lock()
+        .map(|pending| pending.values().filter_map(|p| p.client.clone()).collect())
+        .unwrap_or_default();
+    let Some(first) = clients.first() else {
+        // Roots belong to a client session; outside any call the shared connection has none.
+        if method == "roots/list" {
+            return Err(Ok(json!({ "roots": [] })));
+        }
+        return Err(Err(JsonRpcError::new(
+            JsonRpcError::METHOD_NOT_FOUND,
+            format!(
+                "`{method}` arrived while no client call was in flight on this server, so there is no client to ask"
+            ),
+        )));
+    };
+    if clients.iter().any(|c| c.session_id() != first.session_id()) {
+        return Err(Err(JsonRpcError::new(
+            JsonRpcError::INTERNAL_ERROR,
+            format!(
+                "`{method}` is ambiguous: calls from several client sessions are in flight on this server"
+            ),
+        )));
+    }
+    Ok(first.clone())
+}
+
+/// Delivers a progress notification to the caller whose request it is about, token restored.
+fn route_progress(shared: &Shared, params: Option<Value>) {
+    let Some(mut params) = params else { return };
+    let Some(token) = params.get("progressToken").and_then(Value::as_u64) else {
+        return;
+    };
+    let route = shared.progress.lock().ok().and_then(|routes| {
+        routes
+            .get(&token)
+            .map(|r| (r.caller_token.clone(), r.sink.clone()))
+    });
+    if let Some((caller_token, sink)) = route {
+        params["progressToken"] = caller_token;
+        // Progress is advisory: a caller that does not keep up loses some, the upstream never waits.
+        let _ = sink.try_send(params);
+    }
+}
