@@ -1,8 +1,11 @@
 //! The event bus: every state change of the engine as one [`GatewayEvent`], numbered and stamped,
 //! fanned out to synchronous [`EventSink`]s, to bounded broadcast subscribers, and kept in a
 //! bounded history ring so a dashboard that reconnects resumes from the sequence number it saw.
+//! The ring is bounded by count and by bytes, and log messages are cut when their event is made,
+//! so an upstream that logs megabytes costs kilobytes here.
 
 use std::collections::VecDeque;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,6 +20,10 @@ use crate::upstream::{Era, ListKind};
 
 /// Version of the serialised event schema; bumped on any incompatible change.
 pub const EVENT_SCHEMA_VERSION: u32 = 1;
+
+/// Longest log message an event keeps, in bytes of its text (the string itself, or the JSON text
+/// of any other value); the same bound as a stderr line.
+pub(crate) const MAX_LOG_MESSAGE: usize = 4096;
 
 /// A server's lifecycle state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -314,6 +321,10 @@ pub struct EventBusConfig {
     pub subscriber_capacity: usize,
     /// Events kept for [`EventBus::history_since`].
     pub history: usize,
+    /// Bytes of serialised events kept for [`EventBus::history_since`]: the oldest go first when
+    /// either this or [`history`](Self::history) would be exceeded, and an event larger than the
+    /// whole budget is not kept (sinks and subscribers still see it).
+    pub history_bytes: usize,
 }
 
 impl Default for EventBusConfig {
@@ -321,6 +332,7 @@ impl Default for EventBusConfig {
         Self {
             subscriber_capacity: 4096,
             history: 4096,
+            history_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -335,8 +347,26 @@ struct BusInner {
     next_seq: AtomicU64,
     sinks: ArcSwap<Vec<Arc<dyn EventSink>>>,
     broadcast: broadcast::Sender<Arc<EventEnvelope>>,
-    history: Mutex<VecDeque<Arc<EventEnvelope>>>,
+    history: Mutex<History>,
     history_capacity: usize,
+    history_bytes: usize,
+}
+
+/// The kept events, each with its serialised size, and the sum of those sizes.
+#[derive(Default)]
+struct History {
+    events: VecDeque<(Arc<EventEnvelope>, usize)>,
+    bytes: usize,
+}
+
+impl History {
+    fn pop_front(&mut self) -> bool {
+        let Some((_, size)) = self.events.pop_front() else {
+            return false;
+        };
+        self.bytes -= size;
+        true
+    }
 }
 
 impl EventBus {
@@ -348,8 +378,9 @@ impl EventBus {
                 next_seq: AtomicU64::new(1),
                 sinks: ArcSwap::from_pointee(Vec::new()),
                 broadcast,
-                history: Mutex::new(VecDeque::with_capacity(config.history)),
+                history: Mutex::new(History::default()),
                 history_capacity: config.history,
+                history_bytes: config.history_bytes,
             }),
         }
     }
@@ -369,6 +400,8 @@ impl EventBus {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or_default();
+        // Measured once, outside the lock; the envelope's few fixed fields are left out.
+        let size = (self.inner.history_capacity > 0).then(|| Measure::len(&event));
         // The history lock also orders sequence numbers, so history and subscribers see them
         // strictly increasing.
         let Ok(mut history) = self.inner.history.lock() else {
@@ -380,11 +413,13 @@ impl EventBus {
             time_ms,
             event,
         });
-        if self.inner.history_capacity > 0 {
-            if history.len() == self.inner.history_capacity {
-                history.pop_front();
-            }
-            history.push_back(envelope.clone());
+        if let Some(size) = size.filter(|&size| size <= self.inner.history_bytes) {
+            while (history.events.len() >= self.inner.history_capacity
+                || history.bytes + size > self.inner.history_bytes)
+                && history.pop_front()
+            {}
+            history.events.push_back((envelope.clone(), size));
+            history.bytes += size;
         }
         let _ = self.inner.broadcast.send(envelope.clone());
         drop(history);
@@ -407,9 +442,10 @@ impl EventBus {
             .lock()
             .map(|history| {
                 history
+                    .events
                     .iter()
-                    .filter(|event| event.seq > seq)
-                    .cloned()
+                    .filter(|(event, _)| event.seq > seq)
+                    .map(|(event, _)| event.clone())
                     .collect()
             })
             .unwrap_or_default()
@@ -419,6 +455,69 @@ impl EventBus {
 impl Default for EventBus {
     fn default() -> Self {
         Self::new(EventBusConfig::default())
+    }
+}
+
+/// A log message as an event keeps it: as sent when its text is at most [`MAX_LOG_MESSAGE`]
+/// bytes, otherwise that text cut there (as a string) and marked with how many bytes were cut.
+pub(crate) fn cut_log_message(message: Value) -> Value {
+    let (kept, total) = match &message {
+        Value::String(text) if text.len() <= MAX_LOG_MESSAGE => return message,
+        Value::String(text) => (text.as_bytes()[..MAX_LOG_MESSAGE].to_vec(), text.len()),
+        other => {
+            let mut measure = Measure {
+                kept: Vec::new(),
+                keep: MAX_LOG_MESSAGE,
+                total: 0,
+            };
+            if serde_json::to_writer(&mut measure, other).is_err()
+                || measure.total <= MAX_LOG_MESSAGE
+            {
+                return message;
+            }
+            (measure.kept, measure.total)
+        }
+    };
+    // The cut may split a character: keep only the whole ones.
+    let text = match std::str::from_utf8(&kept) {
+        Ok(text) => text,
+        Err(err) => std::str::from_utf8(&kept[..err.valid_up_to()]).unwrap_or_default(),
+    };
+    let cut = total - text.len();
+    Value::String(format!("{text}… [{cut} more bytes cut]"))
+}
+
+/// A writer that counts the bytes of serialised JSON and keeps only the first `keep` of them,
+/// so measuring a huge value allocates nothing beyond what it keeps.
+struct Measure {
+    kept: Vec<u8>,
+    keep: usize,
+    total: usize,
+}
+
+impl Measure {
+    /// The length of `value`'s JSON text.
+    fn len(value: &impl Serialize) -> usize {
+        let mut measure = Self {
+            kept: Vec::new(),
+            keep: 0,
+            total: 0,
+        };
+        let _ = serde_json::to_writer(&mut measure, value);
+        measure.total
+    }
+}
+
+impl io::Write for Measure {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = self.keep.saturating_sub(self.kept.len()).min(buf.len());
+        self.kept.extend_from_slice(&buf[..room]);
+        self.total += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

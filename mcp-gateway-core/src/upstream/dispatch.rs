@@ -8,10 +8,11 @@
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use super::{ClientRequestHandler, ListKind, Shared, Signal};
+use crate::events::cut_log_message;
 use crate::jsonrpc::{self, Incoming, JsonRpcError};
 use crate::transport::TransportEvent;
 
@@ -87,7 +88,7 @@ fn handle_message(shared: &Arc<Shared>, message: Incoming<Box<RawValue>>, raise:
                     }
                     Err(_) => None,
                 };
-                raise(Signal::Log(params, delivered))
+                raise(Signal::Log(log_for_event(params), delivered))
             }
             other => {
                 tracing::debug!(server = %shared.server, method = other, "notification ignored")
@@ -113,6 +114,19 @@ fn handle_message(shared: &Arc<Shared>, message: Incoming<Box<RawValue>>, raise:
         }
         Incoming::Invalid(reason) => raise(Signal::ProtocolViolation(reason)),
     }
+}
+
+/// What a log notification's event keeps: its level, logger and data, each cut to size. The
+/// signal queue and the event history hold this, never the megabytes an upstream may send.
+fn log_for_event(mut params: Value) -> Value {
+    let kept: Map<String, Value> = ["level", "logger", "data"]
+        .into_iter()
+        .filter_map(|key| {
+            let value = params.get_mut(key)?.take();
+            Some((key.to_owned(), cut_log_message(value)))
+        })
+        .collect();
+    Value::Object(kept)
 }
 
 /// Finds the one downstream session that can answer an upstream's request, or the answer to

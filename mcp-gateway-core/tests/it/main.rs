@@ -8,6 +8,7 @@ mod failures;
 mod fixture;
 mod http;
 mod in_process;
+mod logs;
 mod python;
 mod stdio;
 mod stuck_upstream;
