@@ -1,11 +1,19 @@
 //! Streamable HTTP: rmcp's `StreamableHttpService` mounted at `/mcp` in an axum router, served
-//! on a listener the caller bound, until the caller's shutdown future completes.
+//! on a listener the caller bound, until the caller's shutdown future completes. In front of it:
+//! the DNS-rebinding guard (`Host` and `Origin` must name an allowed host, checked by rmcp) and,
+//! when a token is set, bearer-token authentication compared in constant time.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -18,15 +26,20 @@ mod tests;
 pub const MCP_PATH: &str = "/mcp";
 
 /// HTTP settings for [`serve_http`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct HttpConfig {
     /// The largest request body accepted, in bytes; larger ones get `413 Payload Too Large`.
     /// Default: 4 MiB.
     pub max_body_bytes: usize,
-    /// `Host` header values accepted (with any port). Anything else gets `403`: this guards a
-    /// local server against DNS rebinding. Default: `localhost`, `127.0.0.1`, `::1`.
+    /// `Host` header values accepted (with any port), and the hosts an `Origin` header may name
+    /// (any scheme and port). Anything else gets `403`: this guards a local server against DNS
+    /// rebinding. Empty accepts every host, for a server beyond loopback that a bearer token
+    /// protects. Default: `localhost`, `127.0.0.1`, `::1`.
     pub allowed_hosts: Vec<String>,
+    /// The token every request must carry as `Authorization: Bearer <token>`; others get `401`.
+    /// Default: none, which only a loopback address should serve.
+    pub bearer_token: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -34,7 +47,21 @@ impl Default for HttpConfig {
         Self {
             max_body_bytes: 4 * 1024 * 1024,
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            bearer_token: None,
         }
+    }
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
     }
 }
 
@@ -51,6 +78,19 @@ impl HttpConfig {
         hosts: impl IntoIterator<Item = impl Into<String>>,
     ) -> Self {
         self.allowed_hosts.extend(hosts.into_iter().map(Into::into));
+        self
+    }
+
+    /// Accepts every `Host` and `Origin`: for a server beyond loopback, reached by whatever name
+    /// leads to it, that [`HttpConfig::bearer_token`] protects instead.
+    pub fn with_any_host(mut self) -> Self {
+        self.allowed_hosts.clear();
+        self
+    }
+
+    /// Sets [`HttpConfig::bearer_token`].
+    pub fn with_bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.bearer_token = Some(token.into());
         self
     }
 }
@@ -103,8 +143,13 @@ where
 
 /// The router: `/mcp` only. `cancel` ends every session and stream.
 fn router(server: MemoryServer, config: &HttpConfig, cancel: CancellationToken) -> Router {
+    let origins = config
+        .allowed_hosts
+        .iter()
+        .flat_map(|host| origins_of(host));
     let mcp = StreamableHttpServerConfig::default()
         .with_allowed_hosts(config.allowed_hosts.clone())
+        .with_allowed_origins(origins)
         .with_max_request_body_bytes(config.max_body_bytes)
         .with_cancellation_token(cancel);
     let service = StreamableHttpService::new(
@@ -112,5 +157,59 @@ fn router(server: MemoryServer, config: &HttpConfig, cancel: CancellationToken) 
         LocalSessionManager::default().into(),
         mcp,
     );
-    Router::new().route_service(MCP_PATH, service)
+    let router = Router::new().route_service(MCP_PATH, service);
+    match &config.bearer_token {
+        Some(token) => router.layer(middleware::from_fn_with_state(
+            Arc::<str>::from(token.as_str()),
+            require_token,
+        )),
+        None => router,
+    }
+}
+
+/// The origin patterns of pages served from `host`: http and https, on the port the entry names
+/// or any port. An empty list of hosts gives no patterns, and rmcp then checks no `Origin`.
+fn origins_of(host: &str) -> [String; 2] {
+    // A bare IPv6 address takes brackets in an origin.
+    let authority = if host.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let has_port = !authority.ends_with(']')
+        && authority
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+    let port = if has_port { "" } else { ":*" };
+    ["http", "https"].map(|scheme| format!("{scheme}://{authority}{port}"))
+}
+
+/// Refuses, with `401`, a request that does not carry the bearer token.
+async fn require_token(State(token): State<Arc<str>>, request: Request, next: Next) -> Response {
+    if bears(request.headers(), &token) {
+        return next.run(request).await;
+    }
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        "a valid bearer token is required\n",
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// Whether `Authorization` is `Bearer <token>`, the scheme in any case (RFC 9110), the token
+/// compared in constant time.
+fn bears(headers: &HeaderMap, token: &str) -> bool {
+    let Some((scheme, given)) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+    else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("bearer")
+        && bool::from(given.trim().as_bytes().ct_eq(token.as_bytes()))
 }

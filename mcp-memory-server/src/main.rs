@@ -2,7 +2,7 @@
 //! Streamable HTTP (the default, `http://127.0.0.1:4100/mcp`) and stdio.
 //!
 //! Exit codes: 0 after a clean shutdown, 65 (`EX_DATAERR`) when the memory file is corrupt,
-//! 2 for bad flags, 1 for anything else.
+//! 2 for bad flags (an address beyond loopback without a token among them), 1 for anything else.
 
 use std::error::Error;
 use std::io::IsTerminal;
@@ -41,9 +41,14 @@ struct Args {
     file: Option<PathBuf>,
 
     /// Also accept this Host header over HTTP (repeatable). Loopback names are always
-    /// accepted; other names are refused to guard against DNS rebinding.
+    /// accepted; other names are refused to guard against DNS rebinding. Beyond loopback,
+    /// without this flag, every name is accepted and the token protects the server.
     #[arg(long = "allow-host", value_name = "HOST")]
     allow_hosts: Vec<String>,
+
+    /// Bearer token HTTP clients must send; required when listening beyond loopback.
+    #[arg(long, env = "MCP_MEMORY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -72,6 +77,17 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> ExitCode {
+    let http = if args.stdio {
+        None
+    } else {
+        match http_config(&args) {
+            Ok(config) => Some(config),
+            Err(message) => {
+                eprintln!("mcp-memory-server: {message}");
+                return ExitCode::from(2);
+            }
+        }
+    };
     // Listen for signals before anything else, so that one arriving early is not fatal.
     let shutdown = match Shutdown::listen() {
         Ok(shutdown) => shutdown,
@@ -90,19 +106,32 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if args.stdio {
-        serve_stdio(server, shutdown).await
-    } else {
-        if !args.listen.ip().is_loopback() && args.allow_hosts.is_empty() {
-            tracing::warn!(
-                "listening on a non-loopback address, but only requests naming localhost, \
-                 127.0.0.1 or ::1 in their Host header are served; add --allow-host NAME for \
-                 the names clients use"
-            );
-        }
-        let config = HttpConfig::default().with_allowed_hosts(args.allow_hosts);
-        serve_http(server, args.listen, config, shutdown).await
+    match http {
+        None => serve_stdio(server, shutdown).await,
+        Some(config) => serve_http(server, args.listen, config, shutdown).await,
     }
+}
+
+/// The gateway's rule: beyond loopback a token is required, and it protects the server.
+fn http_config(args: &Args) -> Result<HttpConfig, String> {
+    let mut config = HttpConfig::default();
+    if !args.listen.ip().is_loopback() {
+        if args.token.is_none() {
+            return Err(format!(
+                "listening on {} (beyond loopback) needs a token: pass --token or set MCP_MEMORY_TOKEN",
+                args.listen
+            ));
+        }
+        // Clients use whatever name reaches this host, unless --allow-host names them.
+        if args.allow_hosts.is_empty() {
+            config = config.with_any_host();
+        }
+    }
+    config = config.with_allowed_hosts(args.allow_hosts.iter().cloned());
+    if let Some(token) = &args.token {
+        config = config.with_bearer_token(token.clone());
+    }
+    Ok(config)
 }
 
 async fn serve_stdio(server: MemoryServer, mut shutdown: Shutdown) -> ExitCode {

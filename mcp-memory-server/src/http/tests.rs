@@ -74,3 +74,63 @@ async fn only_the_mcp_path_is_served() {
     let response = app.oneshot(request).await.expect("infallible");
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_foreign_origin_is_refused_even_with_an_allowed_host() {
+    let (_dir, app) = test_app(&HttpConfig::default());
+    let mut request = post("127.0.0.1:4100", INITIALIZE);
+    request.headers_mut().insert(
+        header::ORIGIN,
+        header::HeaderValue::from_static("https://attacker.example"),
+    );
+    let response = app.oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    let (_dir, app) = test_app(&HttpConfig::default());
+    let mut request = post("localhost:4100", INITIALIZE);
+    request.headers_mut().insert(
+        header::ORIGIN,
+        header::HeaderValue::from_static("http://[::1]:5173"),
+    );
+    let response = app.oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK, "a loopback page is fine");
+}
+
+#[test]
+fn origins_take_the_entrys_port_or_any_and_bracket_ipv6() {
+    assert_eq!(
+        origins_of("::1"),
+        ["http://[::1]:*".to_owned(), "https://[::1]:*".to_owned()]
+    );
+    assert_eq!(
+        origins_of("memory.internal:8443"),
+        [
+            "http://memory.internal:8443".to_owned(),
+            "https://memory.internal:8443".to_owned()
+        ]
+    );
+    assert_eq!(origins_of("[::1]:80")[0], "http://[::1]:80");
+}
+
+#[tokio::test]
+async fn with_a_token_the_scheme_is_any_case_and_the_token_exact() {
+    let config = HttpConfig::default().with_bearer_token("s3cret");
+    for (authorization, expected) in [
+        (None, StatusCode::UNAUTHORIZED),
+        (Some("Bearer s3cre"), StatusCode::UNAUTHORIZED),
+        (Some("Basic s3cret"), StatusCode::UNAUTHORIZED),
+        (Some("Bearers3cret"), StatusCode::UNAUTHORIZED),
+        (Some("BEARER s3cret"), StatusCode::OK),
+    ] {
+        let (_dir, app) = test_app(&config);
+        let mut request = post("localhost", INITIALIZE);
+        if let Some(authorization) = authorization {
+            request.headers_mut().insert(
+                header::AUTHORIZATION,
+                header::HeaderValue::from_static(authorization),
+            );
+        }
+        let response = app.oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), expected, "{authorization:?}");
+    }
+}

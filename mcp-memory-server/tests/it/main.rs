@@ -3,6 +3,7 @@
 //! plus crash, corruption, bad-input and shutdown behaviour of the binary. One binary keeps
 //! link times low.
 
+mod auth;
 mod bad_input;
 mod differential;
 mod durability;

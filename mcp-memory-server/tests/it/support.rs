@@ -142,9 +142,17 @@ pub struct HttpServer {
 impl HttpServer {
     /// Starts the server on `file` and waits for the address it logs.
     pub async fn start(file: &Path) -> Self {
+        Self::start_with(file, &["--listen", "127.0.0.1:0"]).await
+    }
+
+    /// Starts the server on `file` with more flags (`--listen` among them) and waits for the
+    /// address it logs. `MCP_MEMORY_TOKEN` is not inherited.
+    pub async fn start_with(file: &Path, flags: &[&str]) -> Self {
         let mut child = Command::new(MEMORY_BIN)
-            .args(["--listen", "127.0.0.1:0", "--file"])
+            .args(flags)
+            .arg("--file")
             .arg(file)
+            .env_remove("MCP_MEMORY_TOKEN")
             .env("RUST_LOG", "info,rmcp=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
