@@ -27,12 +27,19 @@ pub(super) async fn dispatch(
             tracing::warn!(server = %shared.server, ?signal, "signal queue full; dropped");
         }
     };
+    let lost = shared.lost.clone();
+    let lost = lost.cancelled();
+    tokio::pin!(lost);
     let reason = loop {
+        // An atomic load per message, so a flood of input cannot hide that the connection was
+        // given up; the token's future is polled only when there is no input waiting.
+        if shared.lost.is_cancelled() {
+            break shared.closed_reason();
+        }
         let event = tokio::select! {
-            // First, so a flood of input cannot hide that the connection was given up.
             biased;
-            () = shared.lost.cancelled() => break shared.closed_reason(),
             event = inbound.recv() => event,
+            () = &mut lost => break shared.closed_reason(),
         };
         let Some(event) = event else {
             break "the transport stopped".to_owned();

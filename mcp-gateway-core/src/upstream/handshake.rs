@@ -18,6 +18,7 @@ use crate::transport;
 /// How long `Auto` waits for a `server/discover` answer before assuming the session era.
 const DISCOVER_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Negotiates the era `preference` asks for and returns what the server said about itself.
 pub(super) async fn handshake(
     shared: &Arc<Shared>,
     preference: ProtocolPreference,
