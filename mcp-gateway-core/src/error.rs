@@ -1,6 +1,7 @@
 //! The engine's error type. Every error knows its side (upstream server, downstream caller, or the
 //! gateway itself) so adapters can pick the HTTP status, JSON-RPC code and retry policy from it.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use crate::jsonrpc::JsonRpcError;
@@ -182,3 +183,27 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+/// A URL as it may be shown in errors, logs and events: any credentials in it (`user:password@`,
+/// or a token given as the user name) are replaced by `***`.
+///
+/// Works on the text, not on a parsed URL, so a URL that does not parse is redacted too.
+pub(crate) fn redact_url(url: &str) -> Cow<'_, str> {
+    let Some(scheme_end) = url.find("://") else {
+        return Cow::Borrowed(url);
+    };
+    let authority_start = scheme_end + 3;
+    let rest = &url[authority_start..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    match authority.rfind('@') {
+        Some(at) => Cow::Owned(format!(
+            "{}***{}",
+            &url[..authority_start],
+            &url[authority_start + at..]
+        )),
+        None => Cow::Borrowed(url),
+    }
+}
+
+#[cfg(test)]
+mod tests;

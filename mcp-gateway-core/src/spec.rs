@@ -446,11 +446,12 @@ impl ServerSpec {
 impl HttpSpec {
     /// Validates the URL's scheme.
     pub fn new(url: &str) -> Result<Self, Error> {
+        let shown = crate::error::redact_url(url);
         let parsed = reqwest::Url::parse(url)
-            .map_err(|err| Error::InvalidSpec(format!("url `{url}` is not valid: {err}")))?;
+            .map_err(|err| Error::InvalidSpec(format!("url `{shown}` is not valid: {err}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(Error::InvalidSpec(format!(
-                "url `{url}` must use http or https"
+                "url `{shown}` must use http or https"
             )));
         }
         Ok(Self {

@@ -112,6 +112,8 @@ impl PortProbeSource {
         // No proxy: a probe of 127.0.0.1 must not leave the machine through `HTTP_PROXY`.
         let client = reqwest::Client::builder()
             .no_proxy()
+            // Nor through a redirect: the answer must come from the port itself.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|err| {
                 Error::InvalidSpec(format!(

@@ -7,16 +7,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode, Uri};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use sse_stream::SseStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::http_client::{Body, HttpClient, parse_uri, read_limited, request_error};
+use super::event_stream::{EventError, EventStream};
+use super::http_client::{Body, HttpClient, parse_uri, read_limited, request_error, status_error};
 use super::{Connected, INBOUND_CAPACITY, Outbound, TransportEvent};
 use crate::error::Error;
 use crate::jsonrpc::{self, Message, Outcome, truncate};
@@ -31,8 +31,6 @@ const NAME_HEADER: HeaderName = HeaderName::from_static("mcp-name");
 const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
-/// Longest error body quoted in an error message.
-const MAX_QUOTED_BODY: usize = 300;
 /// Delay bounds for reopening the session-era GET stream.
 const GET_RETRY_MIN: Duration = Duration::from_millis(500);
 const GET_RETRY_MAX: Duration = Duration::from_secs(30);
@@ -103,7 +101,7 @@ impl StreamableHttp {
 
     /// Reads the rest of an SSE body, forwarding each message, until it ends or the transport
     /// closes.
-    fn spawn_event_reader(&self, mut stream: SseStream<Body>) {
+    fn spawn_event_reader(&self, mut stream: EventStream) {
         let events = self.events.clone();
         let cancel = self.cancel.clone();
         tokio::spawn(async move {
@@ -117,17 +115,29 @@ impl StreamableHttp {
     /// Reads the SSE answer to the request `sent`. When its first message is the answer, returns
     /// it; what follows (normally only the stream's end, which lets the connection be reused) is
     /// left to a reader task only if it has not arrived yet. Otherwise every message, the first
-    /// included, goes to the dispatcher in order.
-    async fn read_answer(&self, body: Body, sent: &Value) -> Option<Outcome> {
-        let mut stream = SseStream::new(body);
+    /// included, goes to the dispatcher in order. A stream that fails before its first message
+    /// (an event past the size limit) fails the request.
+    async fn read_answer(&self, body: Body, sent: &Value) -> Result<Option<Outcome>, Error> {
+        let mut stream = EventStream::new(body);
         let first = tokio::select! {
-            first = next_data(&mut stream) => first?,
-            _ = self.cancel.cancelled() => return None,
+            first = next_data(&mut stream) => first,
+            _ = self.cancel.cancelled() => return Ok(None),
+        };
+        let first = match first {
+            Some(Ok(first)) => first,
+            Some(Err(err)) => {
+                return Err(Error::transport_caused(
+                    &self.server,
+                    "could not read the answer",
+                    err,
+                ));
+            }
+            None => return Ok(None),
         };
         let Some(answer) = answer_to(&first, sent) else {
             let _ = self.events.send(message_event(&first)).await;
             self.spawn_event_reader(stream);
-            return None;
+            return Ok(None);
         };
         match next_message(&mut stream).now_or_never() {
             Some(None) => {}
@@ -137,7 +147,7 @@ impl StreamableHttp {
             }
             None => self.spawn_event_reader(stream),
         }
-        Some(answer)
+        Ok(Some(answer))
     }
 
     /// Keeps the session-era GET stream open for the server's own notifications; `opened` fires
@@ -165,7 +175,7 @@ impl StreamableHttp {
                 match response {
                     Ok(response) if response.status().is_success() => {
                         delay = GET_RETRY_MIN;
-                        let mut stream = SseStream::new(response.into_body());
+                        let mut stream = EventStream::new(response.into_body());
                         tokio::select! {
                             _ = forward_sse(&mut stream, &events) => {}
                             _ = cancel.cancelled() => return,
@@ -233,9 +243,9 @@ impl Outbound for StreamableHttp {
             return Ok(None);
         }
         if status.is_success() && is_event_stream(&response) {
-            return Ok(self
+            return self
                 .read_answer(response.into_body(), message.value())
-                .await);
+                .await;
         }
         let body = read_limited(response.into_body()).await.map_err(|err| {
             Error::transport(&self.server, format!("could not read the response: {err}"))
@@ -258,14 +268,7 @@ impl Outbound for StreamableHttp {
                     .await;
                 Err(Error::transport(&self.server, reason))
             }
-            _ => Err(Error::transport(
-                &self.server,
-                format!(
-                    "HTTP {status} from {}: {}",
-                    self.url,
-                    truncate(&String::from_utf8_lossy(&body), MAX_QUOTED_BODY)
-                ),
-            )),
+            _ => Err(status_error(&self.server, &self.url, status, &body)),
         }
     }
 
@@ -351,7 +354,7 @@ fn answer_to(reply: &str, sent: &Value) -> Option<Outcome> {
 }
 
 /// Forwards every message of an SSE body until it ends.
-async fn forward_sse(stream: &mut SseStream<Body>, events: &mpsc::Sender<TransportEvent>) {
+async fn forward_sse(stream: &mut EventStream, events: &mpsc::Sender<TransportEvent>) {
     while let Some(event) = next_message(stream).await {
         if events.send(event).await.is_err() {
             return;
@@ -359,17 +362,31 @@ async fn forward_sse(stream: &mut SseStream<Body>, events: &mpsc::Sender<Transpo
     }
 }
 
-/// The next `data` payload of an SSE body, parsed; `None` once the body ends or fails.
-async fn next_message(stream: &mut SseStream<Body>) -> Option<TransportEvent> {
-    Some(message_event(&next_data(stream).await?))
+/// The next `data` payload of an SSE body, parsed; `None` once the body ends or fails. An event
+/// past the size limit is reported (as garbage) before the stream is given up.
+async fn next_message(stream: &mut EventStream) -> Option<TransportEvent> {
+    match next_data(stream).await? {
+        Ok(data) => Some(message_event(&data)),
+        Err(err @ EventError::TooLarge(_)) => Some(TransportEvent::Garbage(format!(
+            "{err}; the rest of its stream was dropped"
+        ))),
+        Err(err @ EventError::Failed(_)) => {
+            tracing::debug!(error = %err, "an upstream's event stream ended");
+            None
+        }
+    }
 }
 
-/// The next non-empty `data` payload of an SSE body; `None` once the body ends or fails.
-async fn next_data(stream: &mut SseStream<Body>) -> Option<String> {
+/// The next non-empty `data` payload of an SSE body; `None` once the body ends.
+async fn next_data(stream: &mut EventStream) -> Option<Result<String, EventError>> {
     loop {
-        let event = stream.next().await?.ok()?;
-        if let Some(data) = event.data.filter(|data| !data.is_empty()) {
-            return Some(data);
+        match stream.next().await? {
+            Ok(event) => {
+                if let Some(data) = event.data.filter(|data| !data.is_empty()) {
+                    return Some(Ok(data));
+                }
+            }
+            Err(err) => return Some(Err(err)),
         }
     }
 }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
-use hyper::{Method, Request, Response, Uri};
+use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -24,8 +24,12 @@ use rustls::ClientConfig;
 use rustls_platform_verifier::ConfigVerifierExt;
 
 use super::MAX_MESSAGE_BYTES;
-use crate::error::{BoxError, Error};
+use crate::error::{BoxError, Error, redact_url};
+use crate::jsonrpc::truncate;
 use crate::spec::{HttpSpec, ServerId};
+
+/// Longest error body quoted in an error message.
+const MAX_QUOTED_BODY: usize = 300;
 
 /// A response body, whichever client produced it; read errors become I/O errors.
 pub(crate) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -104,12 +108,15 @@ impl HttpClient {
                 Ok(response.map(|body| body.map_err(std::io::Error::other).boxed_unsync()))
             }
             Route::Proxied(client) => {
+                // The URL is left out of reqwest's error: the caller's message names it already,
+                // redacted, and a second copy would be one more place for a secret to show.
                 let response = client
                     .request(method, uri.to_string())
                     .headers(headers)
                     .body(body)
                     .send()
-                    .await?;
+                    .await
+                    .map_err(reqwest::Error::without_url)?;
                 let response = Response::from(response);
                 Ok(response.map(|body| body.map_err(std::io::Error::other).boxed_unsync()))
             }
@@ -145,6 +152,10 @@ fn proxied_client(
     }
     reqwest::Client::builder()
         .proxy(via)
+        // An MCP endpoint has no business redirecting, and reqwest would carry the spec's own
+        // headers (an `X-Api-Key`) along to wherever the redirect points: hyper's direct route
+        // follows none either.
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .build()
@@ -152,8 +163,12 @@ fn proxied_client(
 
 /// Parses an upstream URL for hyper.
 pub(crate) fn parse_uri(server: &ServerId, url: &str) -> Result<Uri, Error> {
-    url.parse()
-        .map_err(|err| Error::InvalidSpec(format!("server `{server}`: url `{url}`: {err}")))
+    url.parse().map_err(|err| {
+        Error::InvalidSpec(format!(
+            "server `{server}`: url `{}`: {err}",
+            redact_url(url)
+        ))
+    })
 }
 
 fn spec_headers(server: &ServerId, spec: &HttpSpec) -> Result<HeaderMap, Error> {
@@ -184,12 +199,25 @@ pub(crate) async fn read_limited(body: Body) -> Result<Bytes, String> {
 
 /// A clear message for a failed HTTP request.
 pub(crate) fn request_error(server: &ServerId, url: &str, err: BoxError) -> Error {
+    let url = redact_url(url);
     let what = if is_connect_error(err.as_ref()) {
         format!("could not connect to {url}")
     } else {
         format!("request to {url} failed")
     };
     Error::transport_caused(server, what, err)
+}
+
+/// The error for an HTTP status that is not an answer, quoting the start of its body.
+pub(crate) fn status_error(server: &ServerId, url: &str, status: StatusCode, body: &[u8]) -> Error {
+    Error::transport(
+        server,
+        format!(
+            "HTTP {status} from {}: {}",
+            redact_url(url),
+            truncate(&String::from_utf8_lossy(body), MAX_QUOTED_BODY)
+        ),
+    )
 }
 
 /// Whether a request failed before reaching the server (nothing listens, DNS, TLS).
@@ -202,118 +230,4 @@ pub(crate) fn is_connect_error(err: &(dyn std::error::Error + Send + Sync + 'sta
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use axum::extract::{OriginalUri, State};
-
-    use super::*;
-
-    fn spec(url: &str) -> HttpSpec {
-        HttpSpec {
-            url: url.into(),
-            headers: Default::default(),
-        }
-    }
-
-    fn server() -> ServerId {
-        ServerId::new("upstream").expect("valid id")
-    }
-
-    async fn post(client: &HttpClient, url: &str) -> Result<Response<Body>, BoxError> {
-        let uri = url.parse().expect("uri");
-        client
-            .send(Method::POST, &uri, HeaderMap::new(), Bytes::new())
-            .await
-    }
-
-    /// A forward proxy that answers every request itself and records the URI it was asked for.
-    async fn recording_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
-        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-        let app = axum::Router::new()
-            .fallback(
-                |State(seen): State<Arc<Mutex<Vec<String>>>>, OriginalUri(uri): OriginalUri| async move {
-                    if let Ok(mut seen) = seen.lock() {
-                        seen.push(uri.to_string());
-                    }
-                    "through the proxy"
-                },
-            )
-            .with_state(seen.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (format!("http://{address}"), seen)
-    }
-
-    #[tokio::test]
-    async fn an_upstream_the_proxy_settings_name_is_reached_through_the_proxy() {
-        let (proxy, seen) = recording_proxy().await;
-        let proxies = Matcher::builder().http(proxy).build();
-        let url = "http://upstream.invalid/mcp";
-        let client =
-            HttpClient::with_proxies(&server(), &spec(url), Duration::from_secs(5), &proxies)
-                .expect("client");
-        let response = post(&client, url).await.expect("the proxy answers");
-        let body = read_limited(response.into_body()).await.expect("body");
-        assert_eq!(&body[..], b"through the proxy");
-        assert_eq!(*seen.lock().expect("lock"), [url]);
-    }
-
-    #[tokio::test]
-    async fn without_a_proxy_a_refused_connection_is_a_connect_error() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
-        drop(listener);
-        let proxies = Matcher::builder().build();
-        let client =
-            HttpClient::with_proxies(&server(), &spec(&url), Duration::from_secs(5), &proxies)
-                .expect("client");
-        let err = post(&client, &url).await.expect_err("nothing listens");
-        assert!(is_connect_error(err.as_ref()), "{err}");
-    }
-
-    /// A TLS upstream on 127.0.0.1 presenting a self-signed certificate for `localhost`.
-    async fn self_signed_upstream() -> u16 {
-        let certified =
-            rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("certificate");
-        let key =
-            rustls::pki_types::PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
-        let config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(vec![certified.cert.der().clone()], key.into())
-            .expect("server config");
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                // The client is expected to abort the handshake.
-                let _ = acceptor.accept(tcp).await;
-            }
-        });
-        port
-    }
-
-    #[tokio::test]
-    async fn an_upstream_whose_certificate_no_trusted_root_signed_is_refused_at_every_connect() {
-        let url = format!("https://localhost:{}/mcp", self_signed_upstream().await);
-        // Each connect builds its client, as a reconnect does; the second reuses the TLS settings.
-        for attempt in 1..=2 {
-            let client =
-                HttpClient::new(&server(), &spec(&url), Duration::from_secs(5)).expect("client");
-            let err = post(&client, &url)
-                .await
-                .expect_err("an untrusted certificate must not be accepted");
-            let chain = crate::error::error_chain(err.as_ref());
-            assert!(
-                chain.contains("invalid peer certificate"),
-                "attempt {attempt}: {chain}"
-            );
-        }
-    }
-}
+mod tests;

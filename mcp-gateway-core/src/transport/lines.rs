@@ -1,12 +1,18 @@
 //! Newline-delimited JSON framing over any byte stream: the stdio transport's child pipes and the
 //! in-process transport's in-memory pipe.
+//!
+//! Lines are read as bytes by [`LineCodec`], which never fails on what a peer writes: a line that
+//! is not UTF-8 or is too long is reported and skipped, and the next line is read as usual.
+//! (tokio-util's `LinesCodec` fails on either, and a framed stream ends at its first error, which
+//! left a stdio upstream deaf until it was restarted.)
 
 use async_trait::async_trait;
+use bytes::BytesMut;
 use futures::StreamExt;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::codec::{Decoder, FramedRead};
 
 use super::{MAX_MESSAGE_BYTES, Outbound, TransportEvent};
 use crate::error::Error;
@@ -78,23 +84,34 @@ impl Outbound for LineWriter {
     }
 }
 
-/// Reads lines, parses each as JSON and forwards them; returns when the stream ends.
+/// How much of a bad line is quoted when it is reported.
+const QUOTED_BYTES: usize = 200;
+
+/// Reads lines, parses each as JSON and forwards them; returns when the stream ends, with the
+/// reason if reading failed.
 pub(crate) async fn read_lines<R>(reader: R, events: mpsc::Sender<TransportEvent>) -> Option<String>
 where
     R: AsyncRead + Unpin,
 {
-    let mut lines = FramedRead::new(reader, LinesCodec::new_with_max_length(MAX_MESSAGE_BYTES));
+    let mut lines = FramedRead::new(reader, LineCodec::new(MAX_MESSAGE_BYTES));
     while let Some(line) = lines.next().await {
         let event = match line {
-            Ok(line) if line.trim().is_empty() => continue,
-            Ok(line) => match serde_json::from_str::<Box<RawValue>>(&line) {
-                Ok(value) => TransportEvent::Message(value),
-                Err(_) => TransportEvent::Garbage(truncate(&line, 200)),
+            Ok(Line::Complete(line)) => match std::str::from_utf8(&line) {
+                Ok(text) if text.trim().is_empty() => continue,
+                Ok(text) => match serde_json::from_str::<Box<RawValue>>(text) {
+                    Ok(value) => TransportEvent::Message(value),
+                    Err(_) => TransportEvent::Garbage(truncate(text, QUOTED_BYTES)),
+                },
+                Err(_) => TransportEvent::Garbage(format!(
+                    "a line that is not UTF-8 was skipped: {}",
+                    quote(&line)
+                )),
             },
-            Err(LinesCodecError::MaxLineLengthExceeded) => TransportEvent::Garbage(format!(
-                "a line longer than {MAX_MESSAGE_BYTES} bytes was skipped"
+            Ok(Line::TooLong(head)) => TransportEvent::Garbage(format!(
+                "a line longer than {MAX_MESSAGE_BYTES} bytes was skipped: {}",
+                quote(&head)
             )),
-            Err(LinesCodecError::Io(err)) => return Some(format!("read failed: {err}")),
+            Err(err) => return Some(format!("read failed: {err}")),
         };
         if events.send(event).await.is_err() {
             return None;
@@ -102,3 +119,98 @@ where
     }
     None
 }
+
+/// The start of a bad line, readable whatever its bytes.
+pub(crate) fn quote(line: &[u8]) -> String {
+    let head = &line[..line.len().min(QUOTED_BYTES)];
+    truncate(&String::from_utf8_lossy(head), QUOTED_BYTES)
+}
+
+/// One frame of a newline-delimited stream.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Line {
+    /// A line, without its `\n` (or `\r\n`), as raw bytes: whether it is text is the reader's
+    /// concern.
+    Complete(BytesMut),
+    /// A line longer than the limit: its first `limit` bytes. The rest of it is skipped.
+    TooLong(BytesMut),
+}
+
+/// Splits bytes into lines of at most `limit` bytes. It fails only when reading does; a line
+/// past the limit is reported once as [`Line::TooLong`] and discarded up to its end, so memory
+/// stays bounded and the next line is read as usual.
+pub(crate) struct LineCodec {
+    limit: usize,
+    /// Whether the bytes up to the next `\n` belong to a line already reported as too long.
+    skipping: bool,
+    /// How much of the buffer is already known to hold no `\n`.
+    searched: usize,
+}
+
+impl LineCodec {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            skipping: false,
+            searched: 0,
+        }
+    }
+}
+
+impl Decoder for LineCodec {
+    type Item = Line;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, std::io::Error> {
+        loop {
+            let Some(offset) = memchr::memchr(b'\n', &buf[self.searched..]) else {
+                if self.skipping {
+                    buf.clear();
+                    self.searched = 0;
+                } else if buf.len() > self.limit {
+                    self.skipping = true;
+                    self.searched = 0;
+                    let head = buf.split_to(self.limit);
+                    buf.clear();
+                    return Ok(Some(Line::TooLong(head)));
+                } else {
+                    self.searched = buf.len();
+                }
+                return Ok(None);
+            };
+            let end = self.searched + offset;
+            self.searched = 0;
+            let mut line = buf.split_to(end + 1);
+            line.truncate(end);
+            if line.last() == Some(&b'\r') {
+                line.truncate(end - 1);
+            }
+            if self.skipping {
+                // The end of a line already reported: drop it and look for the next one.
+                self.skipping = false;
+                continue;
+            }
+            if line.len() > self.limit {
+                line.truncate(self.limit);
+                return Ok(Some(Line::TooLong(line)));
+            }
+            return Ok(Some(Line::Complete(line)));
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, std::io::Error> {
+        if let Some(line) = self.decode(buf)? {
+            return Ok(Some(line));
+        }
+        // A last line without its `\n`.
+        self.searched = 0;
+        if self.skipping || buf.is_empty() {
+            buf.clear();
+            return Ok(None);
+        }
+        Ok(Some(Line::Complete(buf.split())))
+    }
+}
+
+#[cfg(test)]
+mod tests;

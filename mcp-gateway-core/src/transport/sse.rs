@@ -6,18 +6,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::StreamExt;
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Method, Uri};
 use reqwest::Url;
 use serde_json::value::RawValue;
-use sse_stream::SseStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::http_client::{Body, HttpClient, parse_uri, read_limited, request_error};
+use super::event_stream::EventStream;
+use super::http_client::{HttpClient, parse_uri, read_limited, request_error, status_error};
 use super::{Connected, INBOUND_CAPACITY, Outbound, TransportEvent};
-use crate::error::Error;
+use crate::error::{Error, redact_url};
 use crate::jsonrpc::{Message, truncate};
 use crate::spec::{HttpSpec, ServerId};
 
@@ -47,14 +46,7 @@ pub(crate) async fn open(
     if !response.status().is_success() {
         let status = response.status();
         let body = read_limited(response.into_body()).await.unwrap_or_default();
-        return Err(Error::transport(
-            server,
-            format!(
-                "HTTP {status} from {}: {}",
-                spec.url,
-                truncate(&String::from_utf8_lossy(&body), 300)
-            ),
-        ));
+        return Err(status_error(server, &spec.url, status, &body));
     }
 
     let (events, inbound) = mpsc::channel(INBOUND_CAPACITY);
@@ -63,7 +55,7 @@ pub(crate) async fn open(
     let reader_cancel = cancel.clone();
     tokio::spawn(async move {
         let reason = tokio::select! {
-            reason = read_stream(response.into_body(), events.clone(), endpoint_tx) => reason,
+            reason = read_stream(EventStream::new(response.into_body()), events.clone(), endpoint_tx) => reason,
             _ = reader_cancel.cancelled() => return,
         };
         let _ = events.send(TransportEvent::Closed(reason)).await;
@@ -86,12 +78,26 @@ pub(crate) async fn open(
         }
     };
     let bad_endpoint = |err: &dyn std::fmt::Display| {
+        cancel.cancel();
         Error::transport(
             server,
-            format!("bad endpoint `{endpoint}` from the server: {err}"),
+            format!(
+                "bad endpoint `{}` from the server: {err}",
+                redact_url(&endpoint)
+            ),
         )
     };
     let endpoint = base.join(&endpoint).map_err(|err| bad_endpoint(&err))?;
+    // The spec's headers carry credentials for the SSE URL's server: a message endpoint
+    // elsewhere would receive them with every POST.
+    if endpoint.origin() != base.origin() {
+        return Err(bad_endpoint(&format_args!(
+            "it is on {}, not on the SSE stream's origin {}; refused so the server's credentials \
+             go nowhere else",
+            endpoint.origin().ascii_serialization(),
+            base.origin().ascii_serialization()
+        )));
+    }
     let endpoint_uri = endpoint
         .as_str()
         .parse::<Uri>()
@@ -110,16 +116,15 @@ pub(crate) async fn open(
 
 /// Reads the SSE stream: the first `endpoint` event goes to `endpoint`, `message` events onward.
 async fn read_stream(
-    body: Body,
+    mut stream: EventStream,
     events: mpsc::Sender<TransportEvent>,
     endpoint: oneshot::Sender<String>,
 ) -> String {
     let mut endpoint = Some(endpoint);
-    let mut stream = SseStream::new(body);
     while let Some(event) = stream.next().await {
         let event = match event {
             Ok(event) => event,
-            Err(err) => return format!("SSE stream failed: {err}"),
+            Err(err) => return err.to_string(),
         };
         let Some(data) = event.data else { continue };
         match event.event.as_deref() {
@@ -168,7 +173,10 @@ impl Outbound for LegacySse {
             .map_err(|_| {
                 Error::transport(
                     &self.server,
-                    format!("POST to {} timed out after {POST_TIMEOUT:?}", self.endpoint),
+                    format!(
+                        "POST to {} timed out after {POST_TIMEOUT:?}",
+                        redact_url(self.endpoint.as_str())
+                    ),
                 )
             })?
             .map_err(|err| request_error(&self.server, self.endpoint.as_str(), err))?;
@@ -177,13 +185,11 @@ impl Outbound for LegacySse {
         }
         let status = response.status();
         let body = read_limited(response.into_body()).await.unwrap_or_default();
-        Err(Error::transport(
+        Err(status_error(
             &self.server,
-            format!(
-                "HTTP {status} from {}: {}",
-                self.endpoint,
-                truncate(&String::from_utf8_lossy(&body), 300)
-            ),
+            self.endpoint.as_str(),
+            status,
+            &body,
         ))
     }
 

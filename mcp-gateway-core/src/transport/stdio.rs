@@ -19,12 +19,12 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio_util::codec::{FramedRead, LinesCodec};
+use tokio_util::codec::FramedRead;
 
-use super::lines::{LineWriter, read_lines};
+use super::lines::{Line, LineCodec, LineWriter, read_lines};
 use super::{Connected, INBOUND_CAPACITY, Outbound, TransportEvent};
 use crate::error::Error;
-use crate::jsonrpc::{Message, truncate};
+use crate::jsonrpc::Message;
 use crate::spec::{ServerId, StdioSpec};
 
 /// How long a child gets to exit after its stdin closes before it is sent SIGTERM.
@@ -32,7 +32,7 @@ const STDIN_GRACE: Duration = Duration::from_millis(500);
 /// How long a child gets to exit after SIGTERM before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
-/// Longest stderr line kept in an event.
+/// Longest stderr line kept in an event; the rest of a longer one is cut.
 const MAX_STDERR_LINE: usize = 4096;
 
 /// Starts the child and the tasks that read its output and wait for its exit.
@@ -85,9 +85,13 @@ pub(crate) fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Err
     let stdout_task = tokio::spawn(read_lines(stdout, events.clone()));
     let stderr_events = events.clone();
     tokio::spawn(async move {
-        let mut lines = FramedRead::new(stderr, LinesCodec::new_with_max_length(1024 * 1024));
+        // Whatever the bytes, a line is logged: only a failing pipe ends this reader.
+        let mut lines = FramedRead::new(stderr, LineCodec::new(MAX_STDERR_LINE));
         while let Some(Ok(line)) = lines.next().await {
-            let line = truncate(&line, MAX_STDERR_LINE);
+            let line = match line {
+                Line::Complete(line) => String::from_utf8_lossy(&line).into_owned(),
+                Line::TooLong(head) => format!("{}…", String::from_utf8_lossy(&head)),
+            };
             if stderr_events
                 .send(TransportEvent::Stderr(line))
                 .await
@@ -160,14 +164,36 @@ async fn wait_or_kill(
     }
 }
 
+/// Where `setpriv` may be installed.
+const SETPRIV_PATHS: [&str; 2] = ["/usr/bin/setpriv", "/bin/setpriv"];
+
 /// `setpriv`, where the system has it: it asks the kernel to kill the child when its parent dies.
+/// Looked up once, at the first spawn, which is also when its absence is logged.
 fn parent_death_wrapper() -> Option<&'static str> {
     static SETPRIV: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
-    *SETPRIV.get_or_init(|| {
-        ["/usr/bin/setpriv", "/bin/setpriv"]
-            .into_iter()
-            .find(|path| cfg!(target_os = "linux") && std::path::Path::new(path).exists())
-    })
+    *SETPRIV.get_or_init(|| find_setpriv(&SETPRIV_PATHS))
+}
+
+/// The first of `paths` that exists (on Linux only), with a warning when there is none: the
+/// children are then still stopped with their connection, but a gateway killed with SIGKILL
+/// leaves them running.
+fn find_setpriv(paths: &[&'static str]) -> Option<&'static str> {
+    let found = paths
+        .iter()
+        .copied()
+        .find(|path| cfg!(target_os = "linux") && std::path::Path::new(path).exists());
+    if found.is_none() {
+        let fix = if cfg!(target_os = "linux") {
+            "install util-linux's `setpriv` to fix this"
+        } else {
+            "this platform has no parent-death signal"
+        };
+        tracing::warn!(
+            searched = ?paths,
+            "no `setpriv`: stdio children may outlive the gateway if it is killed with SIGKILL; {fix}"
+        );
+    }
+    found
 }
 
 struct ChildOutbound {
@@ -199,3 +225,6 @@ impl Outbound for ChildOutbound {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -117,3 +117,51 @@ async fn an_upstream_error_names_the_server_and_keeps_the_connection() {
     assert_eq!(first_text(&echoed), "Echo: ok");
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_line_that_is_not_utf8_is_skipped_and_the_same_child_keeps_answering() {
+    let script = repo_root().join("mcp-gateway-core/tests/fixtures/misbehaving_server.py");
+    let gateway = Gateway::builder().build();
+    let mut events = gateway.subscribe();
+    let spec = ServerSpec::stdio(
+        "bytes",
+        "python3",
+        [script.display().to_string(), "--bad-bytes".into()],
+    )
+    .expect("valid spec")
+    // Shorter than the test's deadline, so a call lost to a deaf reader fails the test clearly.
+    .with_request_timeout(std::time::Duration::from_secs(10));
+    gateway.add_server(spec).await.expect("connects");
+
+    let first = gateway
+        .call_tool("bytes__pong", json!({}))
+        .await
+        .expect("the call in flight is answered despite the bad line before its answer");
+    let first = first_text(&first).to_owned();
+    assert!(first.starts_with("pong from "), "{first}");
+    let second = gateway
+        .call_tool("bytes__pong", json!({}))
+        .await
+        .expect("a later call is answered too");
+    assert_eq!(first_text(&second), first, "the child was replaced");
+
+    next_matching(&mut events, "the line that is not UTF-8", |event| {
+        matches!(event, GatewayEvent::ProtocolViolation { server, detail }
+            if server.as_str() == "bytes" && detail.contains("UTF-8"))
+    })
+    .await;
+    next_matching(
+        &mut events,
+        "the stderr line that is not UTF-8, read lossily",
+        |event| {
+            matches!(event, GatewayEvent::UpstreamLog { message, .. }
+            if message.as_str().is_some_and(|m| m.contains("not UTF-8 either")))
+        },
+    )
+    .await;
+    next_matching(&mut events, "the stderr line after it", |event| {
+        matches!(event, GatewayEvent::UpstreamLog { message, .. } if message == "stderr still read")
+    })
+    .await;
+    gateway.shutdown().await;
+}

@@ -6,6 +6,7 @@ mod alerts;
 mod discovery;
 mod failures;
 mod fixture;
+mod hostile;
 mod http;
 mod in_process;
 mod logs;
