@@ -3,11 +3,13 @@
 //! validated specs — and every error names the file, the key and what is wrong.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mcp_gateway_core::{
     HealthConfig, NamingPolicy, PrefixMode, ProtocolPreference, RestartPolicy, Secret, ServerSpec,
+    limits,
 };
 use serde::Deserialize;
 
@@ -145,7 +147,8 @@ struct RawServer {
     restart: Option<RawRestart>,
 }
 
-/// `health = { interval_ms, timeout_ms, healthy_threshold, unhealthy_threshold }`.
+/// `health = { interval_ms, timeout_ms, healthy_threshold, unhealthy_threshold }`: the interval
+/// 10 ms to a day (86400000), the timeout 1 ms to a day, each threshold 1 to 1000.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawHealth {
@@ -155,7 +158,9 @@ struct RawHealth {
     unhealthy_threshold: Option<u32>,
 }
 
-/// `restart = { initial_backoff_ms, max_backoff_ms, max_failures, window_secs }`.
+/// `restart = { initial_backoff_ms, max_backoff_ms, max_failures, window_secs }`: each backoff 1 ms
+/// to a day with the initial one at most the max, max_failures 1 to 1000, the window 1 s to a day.
+/// `connect_timeout_secs` and `request_timeout_secs` are 1 s to a day.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawRestart {
@@ -237,6 +242,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, String> {
     let servers = servers
         .into_iter()
         .map(|(name, raw)| {
+            check_ranges(&raw).map_err(|err| format!("servers.{name}.{err}"))?;
             server(&name, raw, is_json, base).map_err(|err| format!("servers.{name}: {err}"))
         })
         .collect::<Result<_, _>>()?;
@@ -288,6 +294,137 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, String> {
             events_file: sinks.events_file.map(|file| base.join(file)),
         },
     })
+}
+
+/// The unit a key's number is in.
+#[derive(Clone, Copy)]
+enum Unit {
+    Secs,
+    Millis,
+}
+
+impl Unit {
+    fn duration(self, value: u64) -> Duration {
+        match self {
+            Unit::Secs => Duration::from_secs(value),
+            Unit::Millis => Duration::from_millis(value),
+        }
+    }
+
+    /// `range` in this unit, its ends rounded inwards.
+    fn bounds(self, range: &RangeInclusive<Duration>) -> (u128, u128) {
+        let per_unit = match self {
+            Unit::Secs => 1_000_000,
+            Unit::Millis => 1_000,
+        };
+        (
+            range.start().as_micros().div_ceil(per_unit),
+            range.end().as_micros() / per_unit,
+        )
+    }
+}
+
+/// Checks every timing and count of a server against the ranges the library accepts
+/// ([`limits`]): the file refuses, naming the key, what the library's setters would clamp. A zero
+/// probe interval once panicked the server's supervisor.
+fn check_ranges(raw: &RawServer) -> Result<(), String> {
+    let health = raw.health.as_ref();
+    let restart = raw.restart.as_ref();
+    let durations = [
+        (
+            "connect_timeout_secs",
+            raw.connect_timeout_secs,
+            Unit::Secs,
+            limits::TIMEOUT,
+        ),
+        (
+            "request_timeout_secs",
+            raw.request_timeout_secs,
+            Unit::Secs,
+            limits::TIMEOUT,
+        ),
+        (
+            "health.interval_ms",
+            health.and_then(|h| h.interval_ms),
+            Unit::Millis,
+            limits::PROBE_INTERVAL,
+        ),
+        (
+            "health.timeout_ms",
+            health.and_then(|h| h.timeout_ms),
+            Unit::Millis,
+            limits::TIMEOUT,
+        ),
+        (
+            "restart.initial_backoff_ms",
+            restart.and_then(|r| r.initial_backoff_ms),
+            Unit::Millis,
+            limits::BACKOFF,
+        ),
+        (
+            "restart.max_backoff_ms",
+            restart.and_then(|r| r.max_backoff_ms),
+            Unit::Millis,
+            limits::BACKOFF,
+        ),
+        (
+            "restart.window_secs",
+            restart.and_then(|r| r.window_secs),
+            Unit::Secs,
+            limits::WINDOW,
+        ),
+    ];
+    for (key, value, unit, range) in durations {
+        if let Some(value) = value
+            && !range.contains(&unit.duration(value))
+        {
+            let (min, max) = unit.bounds(&range);
+            return Err(format!("{key}: {value} is outside {min}..={max}"));
+        }
+    }
+    let counts = [
+        (
+            "health.healthy_threshold",
+            health.and_then(|h| h.healthy_threshold),
+            limits::THRESHOLD,
+        ),
+        (
+            "health.unhealthy_threshold",
+            health.and_then(|h| h.unhealthy_threshold),
+            limits::THRESHOLD,
+        ),
+        (
+            "restart.max_failures",
+            restart.and_then(|r| r.max_failures),
+            limits::MAX_FAILURES,
+        ),
+    ];
+    for (key, value, range) in counts {
+        if let Some(value) = value
+            && !range.contains(&value)
+        {
+            return Err(format!(
+                "{key}: {value} is outside {}..={}",
+                range.start(),
+                range.end()
+            ));
+        }
+    }
+    let defaults = RestartPolicy::default();
+    let initial = restart
+        .and_then(|r| r.initial_backoff_ms)
+        .map_or(defaults.initial_backoff, Duration::from_millis);
+    let max = restart
+        .and_then(|r| r.max_backoff_ms)
+        .map_or(defaults.max_backoff, Duration::from_millis);
+    if max < initial {
+        return Err(format!(
+            "restart.max_backoff_ms: {} is below initial_backoff_ms ({})",
+            max.as_millis(),
+            initial.as_millis()
+        ));
+    }
+    Ok(())
 }
 
 fn server(name: &str, raw: RawServer, is_json: bool, base: &Path) -> Result<ServerSpec, String> {

@@ -11,8 +11,9 @@
 //! - [`DnsSrvSource`]: one Streamable HTTP server per target of a DNS SRV name, re-resolved on an
 //!   interval or the records' TTL.
 //!
-//! Several sources can feed one gateway; each owns the servers it yielded, so their ids must not
-//! collide.
+//! Several sources can feed one gateway; each owns the servers it yielded. When two yield the
+//! same id, the one registered first runs it and the other is reported with a
+//! `DiscoveryConflict` event (see [`Gateway::start`](crate::Gateway::start)).
 
 pub mod dns_srv;
 pub mod env;

@@ -116,6 +116,17 @@ pub enum GatewayEvent {
         /// What is wrong, for a person.
         error: String,
     },
+    /// Two discovery sources yield the same server id. The source registered first runs its spec
+    /// (a server added through the API keeps its id against every source); the other's is not
+    /// started, and takes over if the winner lets the id go.
+    DiscoveryConflict {
+        /// The contested id.
+        server: ServerId,
+        /// The source whose spec runs (`None`: the server was added through the API).
+        kept: Option<String>,
+        /// The source whose spec is not started.
+        rejected: String,
+    },
     /// A server was removed.
     ServerRemoved {
         /// The server.

@@ -1,7 +1,8 @@
 //! The [`Gateway`]: owns the upstreams, keeps the registry current, routes calls, and reports
 //! every change on the event bus. Built with [`GatewayBuilder`]; cheap to clone.
 
-use std::collections::{HashMap, HashSet};
+use std::any::Any;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -9,7 +10,6 @@ use futures::future::join_all;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -27,7 +27,11 @@ use crate::registry::{
 use crate::spec::{ServerId, ServerSpec};
 use crate::upstream::{Era, ListKind, RequestOptions, Upstream};
 
+mod reconcile;
+mod slot;
 mod supervisor;
+
+use slot::{Slot, snapshot};
 
 /// Pages followed when listing one upstream's catalogue; a server that pages forever is cut off.
 const MAX_LIST_PAGES: usize = 1000;
@@ -100,7 +104,8 @@ impl GatewayBuilder {
         self
     }
 
-    /// Adds a discovery source; all sources are merged.
+    /// Adds a discovery source; all sources are merged. Where two yield the same server id, the
+    /// one added first wins (the servers given to [`server`](Self::server) before any).
     pub fn discovery(mut self, source: Arc<dyn DiscoverySource>) -> Self {
         self.sources.push(source);
         self
@@ -135,6 +140,7 @@ impl GatewayBuilder {
                     .unwrap_or_else(|| Arc::new(DefaultRegistry::new(self.naming))),
                 events,
                 probe: self.probe,
+                yielded: Mutex::new(vec![Vec::new(); sources.len()]),
                 sources,
                 servers: RwLock::new(HashMap::new()),
                 shutdown: CancellationToken::new(),
@@ -154,36 +160,14 @@ struct Inner {
     registry: Arc<dyn ToolRegistry>,
     events: EventBus,
     probe: Arc<dyn HealthProbe>,
+    /// In rank order: a source registered earlier wins an id two of them yield.
     sources: Vec<Arc<dyn DiscoverySource>>,
+    /// What each source (by rank) yielded at its last successful read, conflicting specs
+    /// included, so a conflict's loser can take the id over when the winner lets it go.
+    yielded: Mutex<Vec<Vec<ServerSpec>>>,
     servers: RwLock<HashMap<ServerId, Arc<Slot>>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-}
-
-/// One server's place in the gateway.
-struct Slot {
-    spec: ServerSpec,
-    source: Option<String>,
-    /// Cancelled when the server is removed or the gateway stops.
-    stop: CancellationToken,
-    /// Cancelled when the supervisor has ended and its connection is closed.
-    finished: CancellationToken,
-    state: Mutex<SlotState>,
-}
-
-struct SlotState {
-    status: ServerStatus,
-    upstream: Option<Upstream>,
-    lists: ServerCatalog,
-    last_error: Option<String>,
-    /// The era learned at the last handshake, reused on reconnect to skip the probe.
-    era: Option<Era>,
-    /// When the next connection attempt starts, while waiting for it.
-    next_attempt: Option<SystemTime>,
-    /// Failures within the restart policy's window.
-    recent_failures: u32,
-    /// Alerts raised and not yet resolved.
-    alerts: HashSet<AlertKind>,
 }
 
 impl Gateway {
@@ -200,156 +184,10 @@ impl Gateway {
         }
     }
 
-    /// Reads every discovery source, connects their servers concurrently, and keeps watching the
-    /// sources that report changes. A server that fails to connect is reported (status `failed`,
-    /// an event) and does not stop the others.
-    pub async fn start(&self) {
-        self.inner.events.emit(GatewayEvent::GatewayStarted);
-        let initial = self.inner.sources.iter().map(|source| {
-            let gateway = self.clone();
-            let source = source.clone();
-            async move {
-                gateway.reconcile(&source).await;
-                let watcher = gateway.clone();
-                self.inner.tasks.spawn(async move {
-                    loop {
-                        tokio::select! {
-                            _ = source.changed() => watcher.reconcile(&source).await,
-                            _ = watcher.inner.shutdown.cancelled() => return,
-                        }
-                    }
-                });
-            }
-        });
-        join_all(initial).await;
-    }
-
-    /// Brings the servers owned by `source` in line with what it yields now.
-    async fn reconcile(&self, source: &Arc<dyn DiscoverySource>) {
-        let name = source.name().to_owned();
-        let specs = match source.discover().await {
-            Ok(specs) => specs,
-            Err(err) => {
-                let error = error_chain(err.as_ref());
-                tracing::warn!(source = %name, %error, "discovery failed; keeping the current set");
-                self.inner.events.emit(GatewayEvent::DiscoveryFailed {
-                    source: name,
-                    error,
-                });
-                return;
-            }
-        };
-        let owned: HashMap<ServerId, ServerSpec> = self
-            .slots()
-            .into_iter()
-            .filter(|slot| slot.source.as_deref() == Some(name.as_str()))
-            .map(|slot| (slot.spec.id.clone(), slot.spec.clone()))
-            .collect();
-        let wanted: HashMap<ServerId, ServerSpec> = specs
-            .into_iter()
-            .map(|spec| (spec.id.clone(), spec))
-            .collect();
-        let mut removed: Vec<ServerId> = owned
-            .keys()
-            .filter(|id| !wanted.contains_key(*id))
-            .cloned()
-            .collect();
-        removed.sort();
-        for id in &removed {
-            let _ = self.remove_server(id.as_str()).await;
-        }
-        let (mut added, mut changed) = (Vec::new(), Vec::new());
-        let updates: Vec<_> = wanted
-            .into_values()
-            .filter_map(|spec| match owned.get(&spec.id) {
-                Some(current) if current == &spec => None,
-                Some(_) => {
-                    changed.push(spec.id.clone());
-                    Some((spec, true))
-                }
-                None => {
-                    added.push(spec.id.clone());
-                    Some((spec, false))
-                }
-            })
-            .collect();
-        let updates = updates.into_iter().map(|(spec, replaced)| {
-            let gateway = self.clone();
-            let name = name.clone();
-            async move {
-                if replaced {
-                    let _ = gateway.remove_server(spec.id.as_str()).await;
-                }
-                // Failures are already reported as status and events.
-                let _ = gateway.add(spec, Some(name)).await;
-            }
-        });
-        join_all(updates).await;
-        if !(added.is_empty() && removed.is_empty() && changed.is_empty()) {
-            added.sort();
-            changed.sort();
-            self.inner.events.emit(GatewayEvent::DiscoveryApplied {
-                source: name,
-                added,
-                removed,
-                changed,
-            });
-        }
-    }
-
     /// Adds a server and waits for its first connection attempt. On failure the server stays
     /// listed with status `failed` and the error names the server and the cause.
     pub async fn add_server(&self, spec: ServerSpec) -> Result<(), Error> {
         self.add(spec, None).await
-    }
-
-    async fn add(&self, spec: ServerSpec, source: Option<String>) -> Result<(), Error> {
-        if self.inner.shutdown.is_cancelled() {
-            return Err(Error::ShuttingDown);
-        }
-        let slot = Arc::new(Slot {
-            stop: self.inner.shutdown.child_token(),
-            finished: CancellationToken::new(),
-            source,
-            state: Mutex::new(SlotState {
-                status: ServerStatus::Connecting,
-                upstream: None,
-                lists: ServerCatalog::default(),
-                last_error: None,
-                era: None,
-                next_attempt: None,
-                recent_failures: 0,
-                alerts: HashSet::new(),
-            }),
-            spec,
-        });
-        {
-            let mut servers = self
-                .inner
-                .servers
-                .write()
-                .map_err(|_| Error::ShuttingDown)?;
-            if servers.contains_key(&slot.spec.id) {
-                return Err(Error::DuplicateServer(slot.spec.id.clone()));
-            }
-            servers.insert(slot.spec.id.clone(), slot.clone());
-        }
-        self.inner.events.emit(GatewayEvent::ServerAdded {
-            server: slot.spec.id.clone(),
-            transport: slot.spec.transport.kind().into(),
-        });
-        if !slot.spec.enabled {
-            self.set_status(&slot, ServerStatus::Stopped, "disabled in its spec");
-            return Ok(());
-        }
-        let (first, first_outcome) = oneshot::channel();
-        let gateway = self.clone();
-        let finished = slot.finished.clone().drop_guard();
-        self.inner.tasks.spawn(async move {
-            let _finished = finished;
-            gateway.supervise(slot, first).await;
-        });
-        first_outcome.await.unwrap_or(Err(Error::ShuttingDown))
     }
 
     /// Stops a server and starts it again from its spec (a failed server is retried afresh).
@@ -358,7 +196,7 @@ impl Gateway {
             .slot(id)
             .ok_or_else(|| Error::UnknownServer(id.to_owned()))?;
         self.remove_server(id).await?;
-        self.add(slot.spec.clone(), slot.source.clone()).await
+        self.add(slot.spec.clone(), slot.owner.clone()).await
     }
 
     /// Re-reads one list from the upstream after it said the list changed.
@@ -384,9 +222,7 @@ impl Gateway {
             }
         };
         let lists = {
-            let Ok(mut state) = slot.state.lock() else {
-                return;
-            };
+            let mut state = slot.state();
             match kind {
                 ListKind::Tools => state.lists.tools = items,
                 ListKind::Prompts => state.lists.prompts = items,
@@ -426,66 +262,14 @@ impl Gateway {
         }
     }
 
-    fn set_status(&self, slot: &Slot, to: ServerStatus, reason: &str) {
-        let from = {
-            let Ok(mut state) = slot.state.lock() else {
-                return;
-            };
-            std::mem::replace(&mut state.status, to)
-        };
-        if from != to {
-            self.inner.events.emit(GatewayEvent::StatusChanged {
-                server: slot.spec.id.clone(),
-                from,
-                to,
-                reason: reason.to_owned(),
-            });
-        }
-    }
-
     /// Stops and forgets a server; its entries leave the registry.
     pub async fn remove_server(&self, id: &str) -> Result<(), Error> {
         let slot = self
-            .inner
-            .servers
-            .write()
-            .ok()
-            .and_then(|mut servers| servers.remove(id))
+            .servers_mut()
+            .remove(id)
             .ok_or_else(|| Error::UnknownServer(id.to_owned()))?;
-        self.stop_slot(&slot, "removed").await;
-        self.inner.events.emit(GatewayEvent::ServerRemoved {
-            server: slot.spec.id.clone(),
-        });
+        self.retire(&slot, "removed").await;
         Ok(())
-    }
-
-    /// Stops a server and returns once its connection (and child process) is gone, so a server
-    /// restarted under the same id never runs twice at once.
-    async fn stop_slot(&self, slot: &Slot, reason: &str) {
-        slot.stop.cancel();
-        let upstream = slot.state.lock().ok().and_then(|mut s| s.upstream.take());
-        if let Some(upstream) = upstream {
-            upstream.close().await;
-        }
-        // A disabled server never had a supervisor.
-        if slot.spec.enabled {
-            let _ = tokio::time::timeout(SHUTDOWN_DEADLINE, slot.finished.cancelled()).await;
-        }
-        let change = self.inner.registry.remove_server(&slot.spec.id);
-        self.report(&slot.spec.id, change);
-        self.set_status(slot, ServerStatus::Stopped, reason);
-    }
-
-    fn slots(&self) -> Vec<Arc<Slot>> {
-        self.inner
-            .servers
-            .read()
-            .map(|servers| servers.values().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    fn slot(&self, id: &str) -> Option<Arc<Slot>> {
-        self.inner.servers.read().ok()?.get(id).cloned()
     }
 
     /// Every server, sorted by id.
@@ -505,7 +289,7 @@ impl Gateway {
         let slot = self
             .slot(id)
             .ok_or_else(|| Error::UnknownServer(id.to_owned()))?;
-        let state = slot.state.lock().map_err(|_| Error::ShuttingDown)?;
+        let state = slot.state();
         match &state.upstream {
             Some(upstream) if upstream.closed_reason().is_none() => Ok(upstream.clone()),
             _ => {
@@ -533,7 +317,7 @@ impl Gateway {
     pub fn upstreams(&self) -> Vec<Upstream> {
         self.slots()
             .iter()
-            .filter_map(|slot| slot.state.lock().ok()?.upstream.clone())
+            .filter_map(|slot| slot.state().upstream.clone())
             .filter(|upstream| upstream.closed_reason().is_none())
             .collect()
     }
@@ -739,12 +523,7 @@ impl Gateway {
         }
         self.inner.events.emit(GatewayEvent::GatewayStopping);
         self.inner.shutdown.cancel();
-        let slots: Vec<Arc<Slot>> = self
-            .inner
-            .servers
-            .write()
-            .map(|mut servers| servers.drain().map(|(_, slot)| slot).collect())
-            .unwrap_or_default();
+        let slots: Vec<Arc<Slot>> = self.servers_mut().drain().map(|(_, slot)| slot).collect();
         let stopping = slots
             .iter()
             .map(|slot| self.stop_slot(slot, "gateway shutdown"));
@@ -754,29 +533,13 @@ impl Gateway {
     }
 }
 
-fn snapshot(slot: &Slot) -> ServerSnapshot {
-    let state = slot.state.lock().ok();
-    let peer = state
-        .as_ref()
-        .and_then(|s| s.upstream.as_ref())
-        .map(|u| u.peer().clone());
-    ServerSnapshot {
-        id: slot.spec.id.clone(),
-        transport: slot.spec.transport.kind(),
-        status: state.as_ref().map_or(ServerStatus::Failed, |s| s.status),
-        era: state.as_ref().and_then(|s| s.era),
-        protocol_version: peer.as_ref().map(|p| p.protocol_version.clone()),
-        server_info: peer.map(|p| p.server_info),
-        last_error: state.as_ref().and_then(|s| s.last_error.clone()),
-        next_attempt_ms: state.as_ref().and_then(|s| s.next_attempt).map(unix_ms),
-        recent_failures: state.as_ref().map_or(0, |s| s.recent_failures),
-        alerts: state
-            .as_ref()
-            .map(|s| s.alerts.iter().copied().collect())
-            .unwrap_or_default(),
-        source: slot.source.clone(),
-        tags: slot.spec.tags.clone(),
-    }
+/// What a caught panic said, for people.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|message| (*message).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 fn unix_ms(time: SystemTime) -> u64 {

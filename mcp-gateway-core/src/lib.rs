@@ -58,6 +58,7 @@ pub use registry::{
     ServerCatalog, ToolRegistry,
 };
 pub use sinks::{JsonLinesSink, WebhookSink};
+pub use spec::limits;
 pub use spec::{
     HealthConfig, HttpSpec, ProtocolPreference, RestartPolicy, Secret, ServerId, ServerSpec,
     StdioSpec, TransportSpec,

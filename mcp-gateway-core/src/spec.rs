@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,6 +156,55 @@ pub enum ProtocolPreference {
     Stateless,
 }
 
+/// The ranges a spec's timings and counts must lie in. A zero interval or timeout, a zero
+/// threshold or a duration that overflows a clock would stop a supervisor or spin it, so
+/// [`ServerSpec::validate`] refuses values outside them (the gateway runs no server whose spec
+/// fails it), and the `with_*` setters clamp into them.
+pub mod limits {
+    use std::fmt;
+
+    use super::{Duration, RangeInclusive};
+
+    /// The longest any duration may be: a day. Longer ones are mistakes, and would overflow
+    /// the clock arithmetic of timers.
+    const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+    /// Connect, request and health-probe deadlines.
+    pub const TIMEOUT: RangeInclusive<Duration> = Duration::from_millis(1)..=DAY;
+    /// Time between health probes: a shorter one would be a busy loop of probes.
+    pub const PROBE_INTERVAL: RangeInclusive<Duration> = Duration::from_millis(10)..=DAY;
+    /// Health thresholds: how many probes in a row change the status.
+    pub const THRESHOLD: RangeInclusive<u32> = 1..=1000;
+    /// Reconnect backoff, the first delay and the longest.
+    pub const BACKOFF: RangeInclusive<Duration> = Duration::from_millis(1)..=DAY;
+    /// Failures within the restart window before a server is given up.
+    pub const MAX_FAILURES: RangeInclusive<u32> = 1..=1000;
+    /// The window failures are counted in.
+    pub const WINDOW: RangeInclusive<Duration> = Duration::from_millis(1)..=DAY;
+
+    /// `value` moved into `range`.
+    pub(crate) fn clamp<T: Ord + Copy>(value: T, range: &RangeInclusive<T>) -> T {
+        value.clamp(*range.start(), *range.end())
+    }
+
+    /// An error naming `key` when `value` is outside `range`.
+    pub(crate) fn check<T: PartialOrd + fmt::Debug>(
+        key: &str,
+        value: T,
+        range: &RangeInclusive<T>,
+    ) -> Result<(), String> {
+        if range.contains(&value) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{key} is {value:?}, outside {:?}..={:?}",
+                range.start(),
+                range.end()
+            ))
+        }
+    }
+}
+
 /// How a server's health is probed while it is connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -181,23 +231,39 @@ impl Default for HealthConfig {
 }
 
 impl HealthConfig {
-    /// Sets the probe interval.
+    /// Sets the probe interval, clamped into [`limits::PROBE_INTERVAL`] (10 ms to a day).
     pub fn with_interval(mut self, interval: Duration) -> Self {
-        self.interval = interval;
+        self.interval = limits::clamp(interval, &limits::PROBE_INTERVAL);
         self
     }
 
-    /// Sets the probe deadline.
+    /// Sets the probe deadline, clamped into [`limits::TIMEOUT`] (1 ms to a day).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = limits::clamp(timeout, &limits::TIMEOUT);
         self
     }
 
-    /// Sets the success and failure thresholds (each at least 1).
+    /// Sets the success and failure thresholds, each clamped into [`limits::THRESHOLD`] (1 to
+    /// 1000).
     pub fn with_thresholds(mut self, healthy: u32, unhealthy: u32) -> Self {
-        self.healthy_threshold = healthy.max(1);
-        self.unhealthy_threshold = unhealthy.max(1);
+        self.healthy_threshold = limits::clamp(healthy, &limits::THRESHOLD);
+        self.unhealthy_threshold = limits::clamp(unhealthy, &limits::THRESHOLD);
         self
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        limits::check("health.interval", self.interval, &limits::PROBE_INTERVAL)?;
+        limits::check("health.timeout", self.timeout, &limits::TIMEOUT)?;
+        limits::check(
+            "health.healthy_threshold",
+            self.healthy_threshold,
+            &limits::THRESHOLD,
+        )?;
+        limits::check(
+            "health.unhealthy_threshold",
+            self.unhealthy_threshold,
+            &limits::THRESHOLD,
+        )
     }
 }
 
@@ -227,18 +293,42 @@ impl Default for RestartPolicy {
 }
 
 impl RestartPolicy {
-    /// Sets the backoff bounds.
+    /// Sets the backoff bounds, each clamped into [`limits::BACKOFF`] (1 ms to a day); `max` is
+    /// raised to `initial` when below it.
     pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.initial_backoff = initial;
-        self.max_backoff = max.max(initial);
+        self.initial_backoff = limits::clamp(initial, &limits::BACKOFF);
+        self.max_backoff = limits::clamp(max, &limits::BACKOFF).max(self.initial_backoff);
         self
     }
 
     /// Sets the crash-loop cap: more than `max_failures` within `window` is failure.
+    /// `max_failures` is clamped into [`limits::MAX_FAILURES`] (1 to 1000), `window` into
+    /// [`limits::WINDOW`] (1 ms to a day).
     pub fn with_max_failures(mut self, max_failures: u32, window: Duration) -> Self {
-        self.max_failures = max_failures;
-        self.window = window;
+        self.max_failures = limits::clamp(max_failures, &limits::MAX_FAILURES);
+        self.window = limits::clamp(window, &limits::WINDOW);
         self
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        limits::check(
+            "restart.initial_backoff",
+            self.initial_backoff,
+            &limits::BACKOFF,
+        )?;
+        limits::check("restart.max_backoff", self.max_backoff, &limits::BACKOFF)?;
+        if self.max_backoff < self.initial_backoff {
+            return Err(format!(
+                "restart.max_backoff ({:?}) is below restart.initial_backoff ({:?})",
+                self.max_backoff, self.initial_backoff
+            ));
+        }
+        limits::check(
+            "restart.max_failures",
+            self.max_failures,
+            &limits::MAX_FAILURES,
+        )?;
+        limits::check("restart.window", self.window, &limits::WINDOW)
     }
 
     /// The delay before retry number `attempt` (1-based), with ±20 % jitter so that many servers
@@ -395,15 +485,15 @@ impl ServerSpec {
         self
     }
 
-    /// Sets the connect and handshake deadline.
+    /// Sets the connect and handshake deadline, clamped into [`limits::TIMEOUT`] (1 ms to a day).
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.connect_timeout = limits::clamp(timeout, &limits::TIMEOUT);
         self
     }
 
-    /// Sets the per-request deadline.
+    /// Sets the per-request deadline, clamped into [`limits::TIMEOUT`] (1 ms to a day).
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
+        self.request_timeout = limits::clamp(timeout, &limits::TIMEOUT);
         self
     }
 
@@ -429,6 +519,16 @@ impl ServerSpec {
     pub fn with_enabled(mut self, enabled: bool) -> Self {
         self.enabled = enabled;
         self
+    }
+
+    /// Checks every timing and count against [`limits`]. The public fields can be set to anything,
+    /// so the gateway checks each spec before running it and marks one that fails `failed`.
+    pub fn validate(&self) -> Result<(), Error> {
+        limits::check("connect_timeout", self.connect_timeout, &limits::TIMEOUT)
+            .and_then(|()| limits::check("request_timeout", self.request_timeout, &limits::TIMEOUT))
+            .and_then(|()| self.health.validate())
+            .and_then(|()| self.restart.validate())
+            .map_err(|problem| Error::InvalidSpec(format!("server `{}`: {problem}", self.id)))
     }
 
     /// The prefix of this server's names in the merged registry.
@@ -460,3 +560,6 @@ impl HttpSpec {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -183,3 +183,118 @@ fn health_and_restart_are_set_per_server() {
     .expect_err("unknown key");
     assert!(err.contains("every"), "{err}");
 }
+
+#[test]
+fn every_timing_and_count_is_range_checked_with_its_key() {
+    let cases = [
+        ("connect_timeout_secs = 0", "connect_timeout_secs"),
+        ("connect_timeout_secs = 86401", "connect_timeout_secs"),
+        ("request_timeout_secs = 0", "request_timeout_secs"),
+        (
+            "request_timeout_secs = 18446744073709551615",
+            "request_timeout_secs",
+        ),
+        ("health = { interval_ms = 0 }", "health.interval_ms"),
+        ("health = { interval_ms = 9 }", "health.interval_ms"),
+        (
+            "health = { interval_ms = 18446744073709551615 }",
+            "health.interval_ms",
+        ),
+        ("health = { timeout_ms = 0 }", "health.timeout_ms"),
+        ("health = { timeout_ms = 86400001 }", "health.timeout_ms"),
+        (
+            "health = { healthy_threshold = 0 }",
+            "health.healthy_threshold",
+        ),
+        (
+            "health = { unhealthy_threshold = 0 }",
+            "health.unhealthy_threshold",
+        ),
+        (
+            "health = { unhealthy_threshold = 1001 }",
+            "health.unhealthy_threshold",
+        ),
+        (
+            "restart = { initial_backoff_ms = 0 }",
+            "restart.initial_backoff_ms",
+        ),
+        (
+            "restart = { max_backoff_ms = 86400001 }",
+            "restart.max_backoff_ms",
+        ),
+        (
+            "restart = { initial_backoff_ms = 2000, max_backoff_ms = 1000 }",
+            "restart.max_backoff_ms",
+        ),
+        // Below the default initial backoff (500 ms).
+        (
+            "restart = { max_backoff_ms = 100 }",
+            "restart.max_backoff_ms",
+        ),
+        ("restart = { max_failures = 0 }", "restart.max_failures"),
+        ("restart = { max_failures = 1001 }", "restart.max_failures"),
+        ("restart = { window_secs = 0 }", "restart.window_secs"),
+        ("restart = { window_secs = 86401 }", "restart.window_secs"),
+    ];
+    for (setting, key) in cases {
+        let text = format!("[servers.memory]\ncommand = \"a\"\n{setting}\n");
+        let err = parse(&text, Path::new("g.toml")).expect_err(setting);
+        assert!(
+            err.starts_with(&format!("servers.memory.{key}: ")),
+            "{setting}: {err}"
+        );
+    }
+    // The same key in the JSON format.
+    let err = parse(
+        r#"{"mcpServers": {"memory": {"command": "a", "health": {"interval_ms": 0}}}}"#,
+        Path::new("c.json"),
+    )
+    .expect_err("zero interval");
+    assert!(
+        err.starts_with("servers.memory.health.interval_ms: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_ends_of_each_range_are_accepted() {
+    let config = parse(
+        "[servers.low]\ncommand = \"a\"\nconnect_timeout_secs = 1\nrequest_timeout_secs = 1\n\
+         health = { interval_ms = 10, timeout_ms = 1, healthy_threshold = 1, unhealthy_threshold = 1 }\n\
+         restart = { initial_backoff_ms = 1, max_backoff_ms = 1, max_failures = 1, window_secs = 1 }\n\
+         [servers.high]\ncommand = \"a\"\nconnect_timeout_secs = 86400\nrequest_timeout_secs = 86400\n\
+         health = { interval_ms = 86400000, timeout_ms = 86400000, healthy_threshold = 1000, unhealthy_threshold = 1000 }\n\
+         restart = { initial_backoff_ms = 86400000, max_backoff_ms = 86400000, max_failures = 1000, window_secs = 86400 }\n",
+        Path::new("g.toml"),
+    )
+    .expect("valid");
+    for spec in &config.servers {
+        spec.validate().expect("within the library's limits");
+    }
+    let low = &config
+        .servers
+        .iter()
+        .find(|s| s.id.as_str() == "low")
+        .expect("low");
+    assert_eq!(low.health.interval, Duration::from_millis(10));
+    assert_eq!(low.restart.max_backoff, Duration::from_millis(1));
+}
+
+#[test]
+fn a_range_error_names_the_file_and_the_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(
+        &path,
+        "[servers.memory]\ncommand = \"a\"\nhealth = { interval_ms = 0 }\n",
+    )
+    .expect("written");
+    let err = load(&path).expect_err("zero interval").to_string();
+    assert!(
+        err.starts_with(&format!(
+            "{}: servers.memory.health.interval_ms: 0 is outside 10..=86400000",
+            path.display()
+        )),
+        "{err}"
+    );
+}

@@ -2,8 +2,11 @@
 //! probe its health, and when it is lost (a crashed child, a restarted HTTP server, a server that
 //! stopped answering) reconnect with exponential backoff and jitter. More failures than the
 //! restart policy allows within its window end in `failed` with an alert, never a crash loop.
+//! A spec outside [`limits`](crate::spec::limits) is refused the same way, and a supervisor that
+//! panics (in an embedder's probe, say) is caught and ends there too, never as a silent dead task.
 //! Every status change is one event with its reason.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -11,7 +14,7 @@ use std::time::{Instant, SystemTime};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Gateway, Slot, fetch_lists, unix_ms};
+use super::{Gateway, Slot, fetch_lists, panic_message, unix_ms};
 use crate::error::{Error, error_chain};
 use crate::events::{AlertKind, GatewayEvent, LogSource, ServerStatus};
 use crate::upstream::{Connection, Signal, Upstream};
@@ -26,13 +29,13 @@ enum Ended {
 
 impl Gateway {
     /// Runs one server until it is stopped or fails for good. The first attempt's outcome goes to
-    /// `first`, so `add_server` can report it.
+    /// `first`, so `add_server` can report it; the sender is left in place if it panics first.
     pub(super) async fn supervise(
-        self,
-        slot: Arc<Slot>,
-        first: oneshot::Sender<Result<(), Error>>,
+        &self,
+        slot: &Arc<Slot>,
+        first: &mut Option<oneshot::Sender<Result<(), Error>>>,
     ) {
-        let mut first = Some(first);
+        let slot = slot.clone();
         let mut failures: VecDeque<Instant> = VecDeque::new();
         let mut attempt: u32 = 0;
         loop {
@@ -46,9 +49,7 @@ impl Gateway {
                     }
                     attempt = 0;
                     let ended = self.run_connection(&slot, &upstream, signals).await;
-                    if let Ok(mut state) = slot.state.lock() {
-                        state.upstream = None;
-                    }
+                    slot.state().upstream = None;
                     upstream.close().await;
                     match ended {
                         Ended::Stopped => return,
@@ -69,17 +70,13 @@ impl Gateway {
                     reason
                 }
             };
-            if let Ok(mut state) = slot.state.lock() {
-                state.last_error = Some(reason.clone());
-            }
+            slot.state().last_error = Some(reason.clone());
             let policy = slot.spec.restart;
             let now = Instant::now();
             failures.retain(|at| now.duration_since(*at) <= policy.window);
             failures.push_back(now);
             let recent = u32::try_from(failures.len()).unwrap_or(u32::MAX);
-            if let Ok(mut state) = slot.state.lock() {
-                state.recent_failures = recent;
-            }
+            slot.state().recent_failures = recent;
             if recent > policy.max_failures {
                 let reason = format!(
                     "{recent} failures within {:?}, the last: {reason}",
@@ -88,12 +85,10 @@ impl Gateway {
                 self.give_up(&slot, &reason);
                 return;
             }
-            attempt += 1;
+            attempt = attempt.saturating_add(1);
             let delay = policy.backoff(attempt);
             let at = SystemTime::now() + delay;
-            if let Ok(mut state) = slot.state.lock() {
-                state.next_attempt = Some(at);
-            }
+            slot.state().next_attempt = Some(at);
             self.set_status(&slot, ServerStatus::Reconnecting, &reason);
             self.inner.events.emit(GatewayEvent::ReconnectScheduled {
                 server: slot.spec.id.clone(),
@@ -106,9 +101,32 @@ impl Gateway {
                 _ = tokio::time::sleep(delay) => {}
                 _ = slot.stop.cancelled() => return,
             }
-            if let Ok(mut state) = slot.state.lock() {
-                state.next_attempt = None;
-            }
+            slot.state().next_attempt = None;
+        }
+    }
+
+    /// Turns a caught supervisor panic into what any fatal failure gives: the connection closed,
+    /// status `failed`, an alert naming the panic, and `add_server` answered if it still waits.
+    pub(super) async fn supervisor_panicked(
+        &self,
+        slot: &Slot,
+        first: Option<oneshot::Sender<Result<(), Error>>>,
+        panic: Box<dyn Any + Send>,
+    ) {
+        let reason = format!("its supervisor panicked: {}", panic_message(panic.as_ref()));
+        tracing::error!(server = %slot.spec.id, %reason, "supervisor died");
+        let upstream = slot.state().upstream.take();
+        if let Some(upstream) = upstream {
+            upstream.close().await;
+        }
+        if let Some(first) = first {
+            let _ = first.send(Err(Error::NotConnected {
+                server: slot.spec.id.clone(),
+                reason: reason.clone(),
+            }));
+        }
+        if !slot.stop.is_cancelled() {
+            self.give_up(slot, &reason);
         }
     }
 
@@ -116,7 +134,8 @@ impl Gateway {
     /// alert is raised.
     fn give_up(&self, slot: &Slot, reason: &str) {
         let server = &slot.spec.id;
-        if let Ok(mut state) = slot.state.lock() {
+        {
+            let mut state = slot.state();
             state.last_error = Some(reason.to_owned());
             state.next_attempt = None;
         }
@@ -131,10 +150,7 @@ impl Gateway {
     }
 
     fn raise(&self, slot: &Slot, kind: AlertKind, message: String) {
-        let fresh = slot
-            .state
-            .lock()
-            .is_ok_and(|mut state| state.alerts.insert(kind));
+        let fresh = slot.state().alerts.insert(kind);
         if fresh {
             tracing::warn!(server = %slot.spec.id, ?kind, %message, "alert raised");
             self.inner.events.emit(GatewayEvent::AlertRaised {
@@ -146,10 +162,7 @@ impl Gateway {
     }
 
     fn resolve(&self, slot: &Slot, kind: AlertKind, message: &str) {
-        let raised = slot
-            .state
-            .lock()
-            .is_ok_and(|mut state| state.alerts.remove(&kind));
+        let raised = slot.state().alerts.remove(&kind);
         if raised {
             tracing::info!(server = %slot.spec.id, ?kind, "alert resolved");
             self.inner.events.emit(GatewayEvent::AlertResolved {
@@ -160,13 +173,16 @@ impl Gateway {
         }
     }
 
-    /// Connects, loads the server's lists into the registry and marks it healthy.
+    /// Connects, loads the server's lists into the registry and marks it healthy. A spec outside
+    /// the limits is refused here (a permanent error), since its fields are public and a zero
+    /// interval or an overflowing duration would panic the timers below.
     async fn establish(
         &self,
         slot: &Arc<Slot>,
     ) -> Result<(Upstream, mpsc::Receiver<Signal>), Error> {
+        slot.spec.validate()?;
         let server = &slot.spec.id;
-        let era_hint = slot.state.lock().ok().and_then(|s| s.era);
+        let era_hint = slot.state().era;
         let attempt = async {
             let Connection { upstream, signals } = Upstream::connect(&slot.spec, era_hint).await?;
             match fetch_lists(&upstream, &slot.spec).await {
@@ -182,7 +198,8 @@ impl Gateway {
             _ = slot.stop.cancelled() => return Err(Error::ShuttingDown),
         };
         let peer = upstream.peer().clone();
-        if let Ok(mut state) = slot.state.lock() {
+        {
+            let mut state = slot.state();
             state.upstream = Some(upstream.clone());
             state.era = Some(peer.era);
             state.last_error = None;
@@ -236,11 +253,11 @@ impl Gateway {
                         Ok(Err(err)) => Some(format!("health probe failed: {}", error_chain(err.as_ref()))),
                         Err(_) => Some(format!("health probe got no answer within {:?}", health.timeout)),
                     };
-                    let status = slot.state.lock().map_or(ServerStatus::Healthy, |s| s.status);
+                    let status = slot.state().status;
                     match problem {
                         None => {
                             failed = 0;
-                            succeeded += 1;
+                            succeeded = succeeded.saturating_add(1);
                             if status != ServerStatus::Healthy && succeeded >= health.healthy_threshold {
                                 self.set_status(slot, ServerStatus::Healthy, "health probe succeeded");
                                 self.resolve(slot, AlertKind::Unhealthy, "the server answers again");
@@ -248,7 +265,7 @@ impl Gateway {
                         }
                         Some(problem) => {
                             succeeded = 0;
-                            failed += 1;
+                            failed = failed.saturating_add(1);
                             if failed >= health.unhealthy_threshold {
                                 self.set_status(slot, ServerStatus::Unhealthy, &problem);
                                 self.raise(slot, AlertKind::Unhealthy, format!("server `{}` is unhealthy: {problem}", slot.spec.id));

@@ -1,6 +1,7 @@
 //! The built-in discovery sources against real peers: the port probe finds server-everything on
 //! a free port and drops it when it dies, the DNS SRV source follows a loopback DNS server the
-//! test runs, and the environment source feeds a gateway a stdio server.
+//! test runs, and the environment source feeds a gateway a stdio server. Two sources yielding one
+//! id: the first registered keeps it, whatever the order they answer in, and the other is told.
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -11,12 +12,17 @@ use hickory_resolver::proto::op::{Message, ResponseCode};
 use hickory_resolver::proto::rr::rdata::SRV;
 use hickory_resolver::proto::rr::{Name, RData, Record};
 use mcp_gateway_core::discovery::{DnsSrvSource, EnvSource, PortProbeSource};
-use mcp_gateway_core::{DiscoverySource, Gateway, ServerSpec, ServerStatus, TransportSpec};
+use mcp_gateway_core::{
+    BoxError, DiscoverySource, Gateway, GatewayEvent, InProcessServer, ServerSpec, ServerStatus,
+    StaticSource, TransportSpec,
+};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::fixture::Fixture;
 use crate::support::{DEADLINE, PeerProcess, eventually, first_text, free_port, peer_bin};
 
 /// Re-probe and re-resolve quickly: the tests wait for changes by polling with a deadline.
@@ -280,5 +286,177 @@ async fn env_source_feeds_a_gateway() {
         .await
         .expect("echo answers");
     assert_eq!(first_text(&echoed), "Echo: from the environment");
+    gateway.shutdown().await;
+}
+
+/// A source whose set the test changes, optionally answering only after another source has.
+struct Switchable {
+    name: &'static str,
+    specs: Mutex<Vec<ServerSpec>>,
+    edited: Notify,
+    /// Notified on every `discover`.
+    discovered: Arc<Notify>,
+    /// When set, the first `discover` waits for this notification.
+    after: Mutex<Option<Arc<Notify>>>,
+}
+
+impl Switchable {
+    fn new(name: &'static str, specs: Vec<ServerSpec>, after: Option<Arc<Notify>>) -> Self {
+        Self {
+            name,
+            specs: Mutex::new(specs),
+            edited: Notify::new(),
+            discovered: Arc::new(Notify::new()),
+            after: Mutex::new(after),
+        }
+    }
+
+    fn set(&self, specs: Vec<ServerSpec>) {
+        *self.specs.lock().expect("not poisoned") = specs;
+        self.edited.notify_one();
+    }
+}
+
+#[async_trait::async_trait]
+impl DiscoverySource for Switchable {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    async fn discover(&self) -> Result<Vec<ServerSpec>, BoxError> {
+        let after = self.after.lock().expect("not poisoned").take();
+        if let Some(after) = after {
+            after.notified().await;
+        }
+        self.discovered.notify_one();
+        Ok(self.specs.lock().expect("not poisoned").clone())
+    }
+
+    async fn changed(&self) {
+        self.edited.notified().await;
+    }
+}
+
+fn tagged_stdio(id: &str, tag: &str) -> ServerSpec {
+    ServerSpec::stdio(id, &peer_bin("mcp-server-everything"), ["stdio"])
+        .expect("valid spec")
+        .with_tag(tag)
+}
+
+fn tagged_in_process(id: &str, tag: &str) -> ServerSpec {
+    ServerSpec::in_process(id, InProcessServer::new(id, Fixture::default))
+        .expect("valid spec")
+        .with_tag(tag)
+}
+
+fn conflicts(gateway: &Gateway) -> Vec<(String, Option<String>, String)> {
+    gateway
+        .events()
+        .history_since(0)
+        .iter()
+        .filter_map(|envelope| match &envelope.event {
+            GatewayEvent::DiscoveryConflict {
+                server,
+                kept,
+                rejected,
+            } => Some((server.to_string(), kept.clone(), rejected.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_source_keeps_a_contested_id_and_the_other_is_told() {
+    let first = StaticSource::new("first", vec![tagged_stdio("memory", "first")]);
+    let second = StaticSource::new(
+        "second",
+        vec![
+            tagged_stdio("memory", "second"),
+            tagged_in_process("solo", "second"),
+        ],
+    );
+    let gateway = Gateway::builder()
+        .discovery(Arc::new(first))
+        .discovery(Arc::new(second))
+        .build();
+    gateway.start().await;
+
+    let memory = gateway.server("memory").expect("running");
+    assert_eq!(memory.source.as_deref(), Some("first"), "{memory:?}");
+    assert_eq!(memory.tags, ["first"]);
+    assert_eq!(memory.status, ServerStatus::Healthy);
+    let applied: Vec<(String, Vec<String>)> = gateway
+        .events()
+        .history_since(0)
+        .iter()
+        .filter_map(|envelope| match &envelope.event {
+            GatewayEvent::DiscoveryApplied { source, added, .. } => Some((
+                source.clone(),
+                added.iter().map(ToString::to_string).collect(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        applied.contains(&("second".to_owned(), vec!["solo".to_owned()])),
+        "the second source's lost id is not reported added: {applied:?}"
+    );
+    assert!(
+        !applied.contains(&(
+            "second".to_owned(),
+            vec!["memory".to_owned(), "solo".to_owned()]
+        )),
+        "{applied:?}"
+    );
+    assert_eq!(
+        conflicts(&gateway),
+        [(
+            "memory".to_owned(),
+            Some("first".to_owned()),
+            "second".to_owned()
+        )]
+    );
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_source_wins_even_when_it_answers_last_and_hands_the_id_back() {
+    let second = Arc::new(Switchable::new(
+        "second",
+        vec![tagged_in_process("memory", "second")],
+        None,
+    ));
+    // The first source answers only after the second one has: the worst order for it.
+    let first = Arc::new(Switchable::new(
+        "first",
+        vec![tagged_in_process("memory", "first")],
+        Some(second.discovered.clone()),
+    ));
+    let gateway = Gateway::builder()
+        .discovery(first.clone())
+        .discovery(second.clone())
+        .build();
+    gateway.start().await;
+    let memory = gateway.server("memory").expect("running");
+    assert_eq!(memory.source.as_deref(), Some("first"), "{memory:?}");
+    assert_eq!(memory.tags, ["first"]);
+    assert_eq!(
+        conflicts(&gateway),
+        [(
+            "memory".to_owned(),
+            Some("first".to_owned()),
+            "second".to_owned()
+        )]
+    );
+
+    // When the first source lets the id go, the second source's spec takes it over.
+    first.set(Vec::new());
+    eventually("the second source's spec running", || {
+        gateway.server("memory").is_some_and(|server| {
+            server.source.as_deref() == Some("second") && server.status == ServerStatus::Healthy
+        })
+    })
+    .await;
+    assert_eq!(gateway.server("memory").expect("running").tags, ["second"]);
     gateway.shutdown().await;
 }

@@ -1,12 +1,16 @@
 //! Supervision with real processes: a killed child is restarted, a restarted HTTP server gets a
 //! new session, a hanging server is judged unhealthy without blocking others, a crash loop ends
-//! in `failed` with an alert, no child outlives the gateway, and none dies with a thread.
+//! in `failed` with an alert, no child outlives the gateway, and none dies with a thread. A
+//! supervisor that panics ends in `failed` with an alert too, and a spec that would make it panic
+//! is refused.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mcp_gateway_core::{
-    AlertKind, Error, Gateway, GatewayEvent, HealthConfig, InProcessServer, ProtocolPreference,
-    RequestOptions, RestartPolicy, ServerSpec, ServerStatus,
+    AlertKind, BoxError, Error, Gateway, GatewayEvent, HealthConfig, HealthProbe, InProcessServer,
+    ProtocolPreference, RequestOptions, RestartPolicy, ServerSpec, ServerStatus, Upstream,
 };
 use serde_json::json;
 
@@ -303,4 +307,92 @@ fn a_child_outlives_the_threads_around_its_start() {
         );
         gateway.shutdown().await;
     });
+}
+
+/// A probe written by an embedder that panics: it runs inside the supervisor.
+struct PanickingProbe;
+
+#[async_trait::async_trait]
+impl HealthProbe for PanickingProbe {
+    async fn probe(&self, _upstream: &Upstream) -> Result<(), BoxError> {
+        panic!("the probe exploded");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_supervisor_ends_in_failed_with_an_alert() {
+    let marker = format!("gw-panic-{}", std::process::id());
+    let spec = ServerSpec::stdio("everything", &peer_bin("mcp-server-everything"), ["stdio"])
+        .expect("valid spec")
+        .with_env("GW_TEST_MARKER", marker.clone());
+    let gateway = Gateway::builder()
+        .health_probe(Arc::new(PanickingProbe))
+        .build();
+    let mut events = gateway.subscribe();
+    gateway.add_server(quick(spec)).await.expect("connects");
+
+    let alert = next_matching(&mut events, "an alert about the panic", |e| {
+        matches!(e, GatewayEvent::AlertRaised { .. })
+    })
+    .await;
+    let GatewayEvent::AlertRaised { kind, message, .. } = alert else {
+        unreachable!("filtered above")
+    };
+    assert_eq!(kind, AlertKind::Failed);
+    assert!(message.contains("the probe exploded"), "{message}");
+    let snapshot = gateway.server("everything").expect("still listed");
+    assert_eq!(snapshot.status, ServerStatus::Failed, "{snapshot:?}");
+    assert!(
+        snapshot
+            .last_error
+            .is_some_and(|error| error.contains("the probe exploded")),
+        "the reason stays visible"
+    );
+    eventually("the child stopped", || {
+        processes_with_env(&marker).is_empty()
+    })
+    .await;
+    gateway.shutdown().await;
+}
+
+/// A probe that counts its runs and always passes.
+#[derive(Default)]
+struct CountingProbe(AtomicUsize);
+
+#[async_trait::async_trait]
+impl HealthProbe for CountingProbe {
+    async fn probe(&self, _upstream: &Upstream) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_with_a_zero_interval_is_refused_not_run() {
+    let mut spec = ServerSpec::stdio("everything", &peer_bin("mcp-server-everything"), ["stdio"])
+        .expect("valid spec");
+    // The fields are public, so an embedder can bypass the clamping setters.
+    spec.health.interval = Duration::ZERO;
+    let probes = Arc::new(CountingProbe::default());
+    let gateway = Gateway::builder().health_probe(probes.clone()).build();
+    let err = gateway
+        .add_server(spec)
+        .await
+        .expect_err("an interval of zero is refused");
+    assert!(
+        matches!(err, Error::InvalidSpec(ref message) if message.contains("health.interval")),
+        "{err:?}"
+    );
+    let snapshot = gateway.server("everything").expect("listed");
+    assert_eq!(snapshot.status, ServerStatus::Failed, "{snapshot:?}");
+    assert!(snapshot.alerts.contains(&AlertKind::Failed));
+
+    // Through the setter the same wish is clamped to the shortest interval, and probes run.
+    let clamped = ServerSpec::stdio("clamped", &peer_bin("mcp-server-everything"), ["stdio"])
+        .expect("valid spec")
+        .with_health(HealthConfig::default().with_interval(Duration::ZERO));
+    gateway.add_server(clamped).await.expect("runs");
+    eventually("three probes", || probes.0.load(Ordering::Relaxed) >= 3).await;
+    assert_eq!(status_of(&gateway, "clamped"), Some(ServerStatus::Healthy));
+    gateway.shutdown().await;
 }
