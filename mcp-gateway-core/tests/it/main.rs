@@ -9,6 +9,7 @@ mod fixture;
 mod http;
 mod in_process;
 mod python;
+mod sessions;
 mod stdio;
 mod supervision;
 mod support;
