@@ -8,6 +8,8 @@
 //! Streamable HTTP and legacy SSE endpoints, [`serve_stdio`]) only move messages.
 
 mod listeners;
+mod paging;
+mod reply;
 mod session;
 mod session_table;
 mod stateless;
@@ -26,12 +28,13 @@ use crate::error::{Error, error_chain};
 use crate::events::{GatewayEvent, LogSource};
 use crate::gateway::Gateway;
 use crate::jsonrpc::{self, Incoming, JsonRpcError, Message, Params};
-use crate::registry::{Catalog, Entry};
+use crate::registry::Catalog;
 use crate::upstream::{
     ListKind, PROGRESS_CAPACITY, RequestOptions, SESSION_VERSION, SESSION_VERSIONS,
     STATELESS_VERSION,
 };
 use listeners::Listeners;
+pub use reply::Reply;
 pub use session::{Session, new_session_id};
 use session::{SessionClient, log_rank};
 use session_table::SessionTable;
@@ -49,9 +52,6 @@ pub const HEADER_MISMATCH: i64 = -32020;
 /// JSON-RPC code of the session era for an unknown resource.
 pub const RESOURCE_NOT_FOUND: i64 = -32002;
 
-/// Catalogue snapshots kept so that a cursor handed out before a change still pages through the
-/// list it started on.
-const KEPT_SNAPSHOTS: usize = 16;
 /// The longest interval between two checks for idle sessions.
 const REAP_PERIOD: Duration = Duration::from_secs(30);
 
@@ -452,72 +452,6 @@ impl McpServer {
         outcome.map_err(|err| to_jsonrpc(&err, matches!(caller, Caller::Stateless)))
     }
 
-    /// Pages through a merged list. The cursor names the catalogue generation and offset, and that
-    /// generation's snapshot is kept, so paging never skips or repeats an entry across a change.
-    fn page(
-        &self,
-        params: &Value,
-        key: &str,
-        entries: fn(&Catalog) -> &[Entry],
-    ) -> Result<Value, JsonRpcError> {
-        let (catalog, offset) = match params.get("cursor").and_then(Value::as_str) {
-            None => (self.current_snapshot(), 0),
-            Some(cursor) => self.resume(cursor)?,
-        };
-        let all = entries(&catalog);
-        let end = all.len().min(offset.saturating_add(self.config.page_size));
-        let page: Vec<Value> = all
-            .get(offset..end)
-            .unwrap_or_default()
-            .iter()
-            .map(|entry| Value::clone(&entry.definition))
-            .collect();
-        let mut result = Map::new();
-        result.insert(key.into(), Value::Array(page));
-        if end < all.len() {
-            result.insert(
-                "nextCursor".into(),
-                format!("{}.{end}", catalog.generation()).into(),
-            );
-        }
-        Ok(Value::Object(result))
-    }
-
-    fn current_snapshot(&self) -> Arc<Catalog> {
-        let catalog = self.gateway.catalog();
-        if let Ok(mut kept) = self.snapshots.lock()
-            && !kept.iter().any(|c| c.generation() == catalog.generation())
-        {
-            if kept.len() == KEPT_SNAPSHOTS {
-                kept.pop_front();
-            }
-            kept.push_back(catalog.clone());
-        }
-        catalog
-    }
-
-    fn resume(&self, cursor: &str) -> Result<(Arc<Catalog>, usize), JsonRpcError> {
-        let invalid = || {
-            JsonRpcError::new(
-                JsonRpcError::INVALID_PARAMS,
-                format!("invalid cursor `{cursor}`"),
-            )
-        };
-        let (generation, offset) = cursor.split_once('.').ok_or_else(invalid)?;
-        let generation: u64 = generation.parse().map_err(|_| invalid())?;
-        let offset: usize = offset.parse().map_err(|_| invalid())?;
-        let kept = self.snapshots.lock().map_err(|_| invalid())?;
-        let catalog = kept
-            .iter()
-            .find(|c| c.generation() == generation)
-            .cloned()
-            .ok_or_else(|| JsonRpcError::new(
-                JsonRpcError::INVALID_PARAMS,
-                format!("cursor `{cursor}` has expired: the list changed many times since; list again from the start"),
-            ))?;
-        Ok((catalog, offset))
-    }
-
     fn discover(&self) -> Value {
         let mut versions = vec![STATELESS_VERSION];
         versions.extend(SESSION_VERSIONS.iter().rev());
@@ -692,43 +626,6 @@ fn capabilities() -> Value {
 
 fn server_info() -> Value {
     json!({ "name": "mcp-gateway", "title": "MCP Gateway", "version": env!("CARGO_PKG_VERSION") })
-}
-
-/// A reply to a client's message, written out as JSON text.
-#[derive(Debug)]
-pub struct Reply {
-    json: String,
-    error_code: Option<i64>,
-}
-
-impl Reply {
-    fn error(id: Value, error: &JsonRpcError) -> Self {
-        Self {
-            json: jsonrpc::to_text(&jsonrpc::error_response(id, error)),
-            error_code: Some(error.code),
-        }
-    }
-
-    /// The reply as JSON text.
-    pub fn json(&self) -> &str {
-        &self.json
-    }
-
-    /// The reply as JSON text, owned.
-    pub fn into_json(self) -> String {
-        self.json
-    }
-
-    /// The reply read back as a value, for what carries values (a call's stream) or looks inside.
-    pub fn to_value(&self) -> Value {
-        // The gateway wrote it as JSON, so it reads back; `null` is never reached.
-        serde_json::from_str(&self.json).unwrap_or(Value::Null)
-    }
-
-    /// The JSON-RPC error code, when the reply is one error response (not for a batch).
-    pub fn error_code(&self) -> Option<i64> {
-        self.error_code
-    }
 }
 
 /// The result of a request: built by the gateway, or JSON text (an upstream's, forwarded as it
