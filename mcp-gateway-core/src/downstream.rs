@@ -7,11 +7,17 @@
 //! own requests, and tells sessions when the merged lists change. Transports (`mcp-gateway-http`'s
 //! Streamable HTTP and legacy SSE endpoints, [`serve_stdio`]) only move messages.
 
+mod listeners;
+mod paging;
+mod reply;
 mod session;
+mod session_table;
+mod stateless;
 mod stdio;
+mod subscriptions;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
@@ -22,15 +28,22 @@ use crate::error::{Error, error_chain};
 use crate::events::{GatewayEvent, LogSource};
 use crate::gateway::Gateway;
 use crate::jsonrpc::{self, Incoming, JsonRpcError, Message, Params};
-use crate::registry::{Catalog, Entry};
+use crate::registry::Catalog;
 use crate::upstream::{
     ListKind, PROGRESS_CAPACITY, RequestOptions, SESSION_VERSION, SESSION_VERSIONS,
     STATELESS_VERSION,
 };
-
+use listeners::Listeners;
+pub use reply::Reply;
 pub use session::{Session, new_session_id};
 use session::{SessionClient, log_rank};
+use session_table::SessionTable;
+pub use stateless::{
+    META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION, check_stateless_meta, is_stateless_message,
+};
+use stateless::{stateless_raw_result, stateless_result};
 pub use stdio::serve_stdio;
+use subscriptions::{Subscriptions, unsubscribe_upstream};
 
 /// JSON-RPC code of the 2026-07-28 revision for a protocol version the server does not speak.
 pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
@@ -39,9 +52,8 @@ pub const HEADER_MISMATCH: i64 = -32020;
 /// JSON-RPC code of the session era for an unknown resource.
 pub const RESOURCE_NOT_FOUND: i64 = -32002;
 
-/// Catalogue snapshots kept so that a cursor handed out before a change still pages through the
-/// list it started on.
-const KEPT_SNAPSHOTS: usize = 16;
+/// The longest interval between two checks for idle sessions.
+const REAP_PERIOD: Duration = Duration::from_secs(30);
 
 /// Settings of the downstream side.
 #[derive(Debug, Clone)]
@@ -49,9 +61,15 @@ const KEPT_SNAPSHOTS: usize = 16;
 pub struct DownstreamConfig {
     /// Entries per page of a merged list.
     pub page_size: usize,
-    /// Most sessions open at once; `initialize` beyond it is refused.
+    /// Most sessions open at once. At the cap, `initialize` evicts the least recently used
+    /// session that is idle (no open stream, no call in flight); the evicted client's next
+    /// request gets "session not found" and it initializes again. Only when every session is
+    /// busy is `initialize` refused.
     pub max_sessions: usize,
-    /// A session with no traffic and no open stream for this long is closed.
+    /// Most stateless `subscriptions/listen` streams open at once; beyond it a listen request is
+    /// answered with an error and its stream ends.
+    pub max_listeners: usize,
+    /// A session with no traffic and nothing open for this long is closed.
     pub session_idle_timeout: Duration,
     /// How long a client gets to answer a relayed sampling, elicitation or roots request.
     pub client_request_timeout: Duration,
@@ -62,6 +80,7 @@ impl Default for DownstreamConfig {
         Self {
             page_size: 1000,
             max_sessions: 10_000,
+            max_listeners: 10_000,
             session_idle_timeout: Duration::from_secs(30 * 60),
             client_request_timeout: Duration::from_secs(300),
         }
@@ -81,61 +100,17 @@ impl DownstreamConfig {
         self
     }
 
+    /// Sets the cap on stateless `subscriptions/listen` streams.
+    pub fn with_max_listeners(mut self, max_listeners: usize) -> Self {
+        self.max_listeners = max_listeners;
+        self
+    }
+
     /// Sets the idle timeout of sessions.
     pub fn with_session_idle_timeout(mut self, timeout: Duration) -> Self {
         self.session_idle_timeout = timeout;
         self
     }
-}
-
-/// The `_meta` key naming a stateless request's protocol version.
-pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-/// The `_meta` key carrying a stateless request's client capabilities.
-pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
-
-/// Whether a message reads as a stateless 2026-07-28 request: it names a version in `_meta` (and
-/// is not an `initialize`), or it is `server/discover`.
-pub fn is_stateless_message(message: &Value) -> bool {
-    message["method"] == "server/discover"
-        || (message["method"] != "initialize"
-            && params_meta(message).is_some_and(|meta| meta.get(META_PROTOCOL_VERSION).is_some()))
-}
-
-/// `params._meta` of a message. Read with `get`, not `pointer`, which allocates a string per path
-/// segment: these lookups run on every request.
-fn params_meta(message: &Value) -> Option<&Value> {
-    message.get("params")?.get("_meta")
-}
-
-/// The checks 2026-07-28 makes of every request, whatever the transport: `_meta` must carry the
-/// protocol version and client capabilities, and the version must be one the gateway speaks.
-pub fn check_stateless_meta(message: &Value) -> Result<(), JsonRpcError> {
-    if message.get("id").is_none() {
-        return Ok(());
-    }
-    let meta = params_meta(message);
-    let version = meta
-        .and_then(|m| m.get(META_PROTOCOL_VERSION))
-        .and_then(Value::as_str);
-    let capabilities = meta
-        .and_then(|m| m.get(META_CLIENT_CAPABILITIES))
-        .filter(|c| c.is_object());
-    let (Some(version), Some(_)) = (version, capabilities) else {
-        return Err(JsonRpcError::new(
-            JsonRpcError::INVALID_PARAMS,
-            format!(
-                "params._meta must carry `{META_PROTOCOL_VERSION}` and `{META_CLIENT_CAPABILITIES}` in 2026-07-28"
-            ),
-        ));
-    };
-    if version != STATELESS_VERSION {
-        return Err(JsonRpcError {
-            code: UNSUPPORTED_PROTOCOL_VERSION,
-            message: format!("unsupported protocol version `{version}`"),
-            data: Some(json!({ "supported": [STATELESS_VERSION], "requested": version })),
-        });
-    }
-    Ok(())
 }
 
 /// Who sent a message: a session-era session, or a stateless 2026-07-28 request.
@@ -151,34 +126,13 @@ pub enum Caller {
 pub struct McpServer {
     gateway: Gateway,
     config: DownstreamConfig,
-    sessions: RwLock<HashMap<Arc<str>, Arc<Session>>>,
+    sessions: SessionTable,
     snapshots: Mutex<VecDeque<Arc<Catalog>>>,
-    /// Resource URI → sessions subscribed to it; the upstream is subscribed while any is.
-    subscriptions: Mutex<HashMap<String, HashSet<Arc<str>>>>,
-    /// Open stateless `subscriptions/listen` streams.
-    listeners: Mutex<Vec<Listener>>,
-}
-
-/// One `subscriptions/listen` stream of the stateless era.
-struct Listener {
-    id: Value,
-    /// The accepted filter (`toolsListChanged`, …), as acknowledged.
-    accepted: Value,
-    stream: mpsc::Sender<Value>,
-}
-
-impl Listener {
-    fn wants(&self, key: &str) -> bool {
-        self.accepted[key] == Value::Bool(true)
-    }
-
-    fn send(&self, method: &str, params: Option<Value>) {
-        let mut params = params.unwrap_or_else(|| json!({}));
-        params["_meta"] = json!({ "io.modelcontextprotocol/subscriptionId": self.id });
-        let _ = self
-            .stream
-            .try_send(jsonrpc::notification(method, Some(params)));
-    }
+    subscriptions: Subscriptions,
+    listeners: Listeners,
+    /// The most verbose log level sent to the upstreams so far (its rank): each session filters
+    /// for itself, so upstreams must send what the most verbose session asked for.
+    upstream_log_rank: Mutex<Option<usize>>,
 }
 
 impl McpServer {
@@ -186,12 +140,13 @@ impl McpServer {
     /// closes idle sessions. Must be called inside a tokio runtime.
     pub fn new(gateway: Gateway, config: DownstreamConfig) -> Arc<Self> {
         let server = Arc::new(Self {
+            subscriptions: Subscriptions::new(gateway.clone()),
+            sessions: SessionTable::new(config.max_sessions),
+            listeners: Listeners::new(config.max_listeners),
             gateway,
             config,
-            sessions: RwLock::new(HashMap::new()),
             snapshots: Mutex::new(VecDeque::new()),
-            subscriptions: Mutex::new(HashMap::new()),
-            listeners: Mutex::new(Vec::new()),
+            upstream_log_rank: Mutex::new(None),
         });
         tokio::spawn(relay_events(
             Arc::downgrade(&server),
@@ -212,10 +167,12 @@ impl McpServer {
 
     /// How many sessions are open.
     pub fn session_count(&self) -> usize {
-        self.sessions.read().map(|s| s.len()).unwrap_or_default()
+        self.sessions.len()
     }
 
-    /// Answers `initialize`: opens a session and returns it with the result to send.
+    /// Answers `initialize`: opens a session and returns it with the result to send. At the
+    /// session cap the least recently used idle session is closed to make room; if every
+    /// session is busy, the error says so.
     pub fn open_session(
         &self,
         params: Option<&Value>,
@@ -231,18 +188,15 @@ impl McpServer {
             version.to_owned(),
             params["capabilities"].clone(),
         ));
-        {
-            let mut sessions = self
-                .sessions
-                .write()
-                .map_err(|_| internal("the session table is unavailable"))?;
-            if sessions.len() >= self.config.max_sessions {
-                return Err(internal(format!(
-                    "the gateway already has {} sessions open; try again later",
-                    self.config.max_sessions
-                )));
-            }
-            sessions.insert(session.id_arc(), session.clone());
+        let evicted = self.sessions.insert(session.clone()).map_err(|_| {
+            internal(format!(
+                "the gateway already has {} sessions open and all of them are busy; try again later",
+                self.config.max_sessions
+            ))
+        })?;
+        if let Some(evicted) = evicted {
+            tracing::debug!(session = %evicted.id(), "evicting the least recently used idle session");
+            self.discard_session(&evicted);
         }
         let mut result = json!({
             "protocolVersion": version,
@@ -257,52 +211,48 @@ impl McpServer {
 
     /// The open session with this id, marked active.
     pub fn session(&self, id: &str) -> Option<Arc<Session>> {
-        let session = self.sessions.read().ok()?.get(id).cloned()?;
+        let session = self.sessions.touch(id)?;
         session.touch();
         Some(session)
     }
 
-    /// Ends a session: cancels its calls and drops its subscriptions. `false` if it was unknown.
+    /// Ends a session: cancels its calls and drops its subscriptions, waiting (briefly) for the
+    /// upstreams to unsubscribe. `false` if it was unknown.
     pub async fn close_session(&self, id: &str) -> bool {
-        let session = self.sessions.write().ok().and_then(|mut s| s.remove(id));
-        let Some(session) = session else {
+        let Some(session) = self.sessions.remove(id) else {
             return false;
         };
-        session.cancel_all();
-        for uri in session.take_subscriptions() {
-            self.unsubscribe(&session, &uri).await;
-        }
+        let released = self.end_session(&session);
+        futures::future::join_all(
+            released
+                .iter()
+                .map(|uri| unsubscribe_upstream(&self.gateway, uri)),
+        )
+        .await;
         true
+    }
+
+    /// Ends a session the gateway closes itself (idle or evicted), without waiting on upstreams:
+    /// its unsubscribes go to the background.
+    fn discard_session(&self, session: &Session) {
+        let released = self.end_session(session);
+        self.subscriptions.release_later(released);
+    }
+
+    /// Cancels a removed session's calls and drops its subscriptions; returns the URIs no
+    /// session wants any more.
+    fn end_session(&self, session: &Session) -> Vec<String> {
+        session.cancel_all();
+        self.subscriptions.remove_session(session)
     }
 
     /// Opens a stateless `subscriptions/listen` stream: sends the acknowledgement (the accepted
     /// part of the requested filter) and then every matching notification, each carrying the
-    /// request id as `subscriptionId`, until `stream` closes.
+    /// request id as `subscriptionId`, until `stream` closes. With
+    /// [`DownstreamConfig::max_listeners`] streams open, the request is answered with an error on
+    /// `stream` instead, and the stream ends.
     pub async fn listen(&self, id: Value, params: Option<&Value>, stream: mpsc::Sender<Value>) {
-        let requested = params.map(|p| &p["notifications"]).unwrap_or(&Value::Null);
-        let mut accepted = Map::new();
-        for key in [
-            "toolsListChanged",
-            "promptsListChanged",
-            "resourcesListChanged",
-        ] {
-            if requested[key] == Value::Bool(true) {
-                accepted.insert(key.into(), true.into());
-            }
-        }
-        let listener = Listener {
-            id,
-            accepted: Value::Object(accepted.clone()),
-            stream,
-        };
-        listener.send(
-            "notifications/subscriptions/acknowledged",
-            Some(json!({ "notifications": accepted })),
-        );
-        if let Ok(mut listeners) = self.listeners.lock() {
-            listeners.retain(|l| !l.stream.is_closed());
-            listeners.push(listener);
-        }
+        self.listeners.open(id, params, stream);
     }
 
     /// Handles one message from a client and returns the response to send, if it is a request,
@@ -502,72 +452,6 @@ impl McpServer {
         outcome.map_err(|err| to_jsonrpc(&err, matches!(caller, Caller::Stateless)))
     }
 
-    /// Pages through a merged list. The cursor names the catalogue generation and offset, and that
-    /// generation's snapshot is kept, so paging never skips or repeats an entry across a change.
-    fn page(
-        &self,
-        params: &Value,
-        key: &str,
-        entries: fn(&Catalog) -> &[Entry],
-    ) -> Result<Value, JsonRpcError> {
-        let (catalog, offset) = match params.get("cursor").and_then(Value::as_str) {
-            None => (self.current_snapshot(), 0),
-            Some(cursor) => self.resume(cursor)?,
-        };
-        let all = entries(&catalog);
-        let end = all.len().min(offset.saturating_add(self.config.page_size));
-        let page: Vec<Value> = all
-            .get(offset..end)
-            .unwrap_or_default()
-            .iter()
-            .map(|entry| Value::clone(&entry.definition))
-            .collect();
-        let mut result = Map::new();
-        result.insert(key.into(), Value::Array(page));
-        if end < all.len() {
-            result.insert(
-                "nextCursor".into(),
-                format!("{}.{end}", catalog.generation()).into(),
-            );
-        }
-        Ok(Value::Object(result))
-    }
-
-    fn current_snapshot(&self) -> Arc<Catalog> {
-        let catalog = self.gateway.catalog();
-        if let Ok(mut kept) = self.snapshots.lock()
-            && !kept.iter().any(|c| c.generation() == catalog.generation())
-        {
-            if kept.len() == KEPT_SNAPSHOTS {
-                kept.pop_front();
-            }
-            kept.push_back(catalog.clone());
-        }
-        catalog
-    }
-
-    fn resume(&self, cursor: &str) -> Result<(Arc<Catalog>, usize), JsonRpcError> {
-        let invalid = || {
-            JsonRpcError::new(
-                JsonRpcError::INVALID_PARAMS,
-                format!("invalid cursor `{cursor}`"),
-            )
-        };
-        let (generation, offset) = cursor.split_once('.').ok_or_else(invalid)?;
-        let generation: u64 = generation.parse().map_err(|_| invalid())?;
-        let offset: usize = offset.parse().map_err(|_| invalid())?;
-        let kept = self.snapshots.lock().map_err(|_| invalid())?;
-        let catalog = kept
-            .iter()
-            .find(|c| c.generation() == generation)
-            .cloned()
-            .ok_or_else(|| JsonRpcError::new(
-                JsonRpcError::INVALID_PARAMS,
-                format!("cursor `{cursor}` has expired: the list changed many times since; list again from the start"),
-            ))?;
-        Ok((catalog, offset))
-    }
-
     fn discover(&self) -> Value {
         let mut versions = vec![STATELESS_VERSION];
         versions.extend(SESSION_VERSIONS.iter().rev());
@@ -596,83 +480,29 @@ impl McpServer {
         (!parts.is_empty()).then(|| parts.join("\n\n"))
     }
 
-    async fn subscription(
-        &self,
-        caller: &Caller,
-        method: &str,
-        params: &Value,
-    ) -> Result<Value, JsonRpcError> {
-        let Caller::Session(session) = caller else {
-            return Err(JsonRpcError::new(JsonRpcError::METHOD_NOT_FOUND, method));
-        };
-        let uri = params["uri"].as_str().unwrap_or_default();
-        if method == "resources/subscribe" {
-            let first = {
-                let mut subscriptions = self
-                    .subscriptions
-                    .lock()
-                    .map_err(|_| internal("subscriptions unavailable"))?;
-                let sessions = subscriptions.entry(uri.to_owned()).or_default();
-                sessions.insert(session.id_arc());
-                sessions.len() == 1
-            };
-            session.add_subscription(uri);
-            if first {
-                let upstream = self
-                    .gateway
-                    .resource_upstream(uri)
-                    .map_err(|err| to_jsonrpc(&err, false))?;
-                upstream
-                    .request(
-                        "resources/subscribe",
-                        Some(json!({ "uri": uri })),
-                        &RequestOptions::default(),
-                    )
-                    .await
-                    .map_err(|err| to_jsonrpc(&err, false))?;
-            }
-        } else {
-            session.remove_subscription(uri);
-            self.unsubscribe(session, uri).await;
-        }
-        Ok(json!({}))
-    }
-
-    /// Drops a session's interest in a URI; the last one out unsubscribes upstream.
-    async fn unsubscribe(&self, session: &Session, uri: &str) {
-        let last = self.subscriptions.lock().is_ok_and(|mut subscriptions| {
-            let Some(sessions) = subscriptions.get_mut(uri) else {
-                return false;
-            };
-            sessions.remove(session.id());
-            let empty = sessions.is_empty();
-            if empty {
-                subscriptions.remove(uri);
-            }
-            empty
-        });
-        if last && let Ok(upstream) = self.gateway.resource_upstream(uri) {
-            let _ = upstream
-                .request(
-                    "resources/unsubscribe",
-                    Some(json!({ "uri": uri })),
-                    &RequestOptions::default(),
-                )
-                .await;
-        }
-    }
-
-    /// Records the session's level and passes it on to every upstream that logs.
+    /// Records the session's level, by which the gateway filters what the session receives. The
+    /// upstreams are shared, so they are told a level only when it is more verbose than any told
+    /// before: one session's `error` must not silence another session's `debug`.
     async fn set_level(&self, caller: &Caller, params: &Value) -> Result<Value, JsonRpcError> {
         let level = params["level"].as_str().unwrap_or_default();
-        if log_rank(level).is_none() {
+        let Some(rank) = log_rank(level) else {
             return Err(JsonRpcError::new(
                 JsonRpcError::INVALID_PARAMS,
                 format!("unknown log level `{level}`"),
             ));
-        }
+        };
         if let Caller::Session(session) = caller {
             session.set_log_level(level);
+        }
+        let more_verbose = self.upstream_log_rank.lock().is_ok_and(|mut sent| {
+            let more = sent.is_none_or(|sent| rank < sent);
+            if more {
+                *sent = Some(rank);
+            }
+            more
+        });
+        if !more_verbose {
+            return Ok(json!({}));
         }
         let upstreams = self.gateway.upstreams();
         let options = RequestOptions::default();
@@ -690,13 +520,6 @@ impl McpServer {
         Ok(json!({}))
     }
 
-    fn sessions(&self) -> Vec<Arc<Session>> {
-        self.sessions
-            .read()
-            .map(|s| s.values().cloned().collect())
-            .unwrap_or_default()
-    }
-
     /// Turns one gateway event into notifications for the sessions that want it.
     fn relay(&self, event: &GatewayEvent) {
         match event {
@@ -706,7 +529,7 @@ impl McpServer {
                     ListKind::Resources => "notifications/resources/list_changed",
                     ListKind::Prompts => "notifications/prompts/list_changed",
                 };
-                for session in self.sessions() {
+                for session in self.sessions.all() {
                     session.notify(jsonrpc::notification(method, None));
                 }
                 let key = match kind {
@@ -714,24 +537,11 @@ impl McpServer {
                     ListKind::Resources => "resourcesListChanged",
                     ListKind::Prompts => "promptsListChanged",
                 };
-                if let Ok(mut listeners) = self.listeners.lock() {
-                    listeners.retain(|l| !l.stream.is_closed());
-                    for listener in listeners.iter().filter(|l| l.wants(key)) {
-                        listener.send(method, None);
-                    }
-                }
+                self.listeners.notify(key, method);
             }
             GatewayEvent::ResourceUpdated { uri, .. } => {
-                let subscribers: Vec<Arc<str>> = self
-                    .subscriptions
-                    .lock()
-                    .ok()
-                    .and_then(|s| s.get(uri.as_str()).map(|s| s.iter().cloned().collect()))
-                    .unwrap_or_default();
-                for id in subscribers {
-                    if let Some(session) =
-                        self.sessions.read().ok().and_then(|s| s.get(&id).cloned())
-                    {
+                for id in self.subscriptions.sessions(uri) {
+                    if let Some(session) = self.sessions.get(&id) {
                         session.notify(jsonrpc::notification(
                             "notifications/resources/updated",
                             Some(json!({ "uri": uri })),
@@ -752,7 +562,7 @@ impl McpServer {
                     None => server.to_string(),
                 };
                 let params = json!({ "level": level, "logger": logger, "data": message });
-                for session in self.sessions() {
+                for session in self.sessions.all() {
                     if session.wants_log(level) {
                         session.notify(jsonrpc::notification(
                             "notifications/message",
@@ -765,24 +575,30 @@ impl McpServer {
         }
     }
 
-    /// Closes sessions idle for longer than the configured timeout.
-    async fn close_idle_sessions(&self) {
-        let idle: Vec<Arc<str>> = self
-            .sessions()
-            .iter()
-            .filter(|s| s.idle_for() > self.config.session_idle_timeout && !s.has_streams())
-            .map(|s| s.id_arc())
-            .collect();
-        for id in idle {
-            tracing::debug!(session = %id, "closing idle session");
-            self.close_session(&id).await;
+    /// Closes sessions idle for longer than the configured timeout. Never waits on an upstream:
+    /// this runs in the notification relay.
+    fn close_idle_sessions(&self) {
+        let timeout = self.config.session_idle_timeout;
+        for session in self.sessions.all() {
+            if session.idle_for() > timeout
+                && !session.is_busy()
+                && let Some(session) = self.sessions.remove(session.id())
+            {
+                tracing::debug!(session = %session.id(), "closing idle session");
+                self.discard_session(&session);
+            }
         }
     }
 }
 
 /// Relays gateway events to sessions and reaps idle sessions, until the server is dropped.
+/// Sessions are checked every half idle timeout (at most every 30 s), so a session is reaped
+/// within one and a half timeouts of its last use.
 async fn relay_events(server: Weak<McpServer>, mut events: crate::events::EventSubscription) {
-    let mut reaper = tokio::time::interval(Duration::from_secs(30));
+    let period = server.upgrade().map_or(REAP_PERIOD, |server| {
+        (server.config.session_idle_timeout / 2).clamp(Duration::from_millis(10), REAP_PERIOD)
+    });
+    let mut reaper = tokio::time::interval(period);
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -791,7 +607,7 @@ async fn relay_events(server: Weak<McpServer>, mut events: crate::events::EventS
             }
             _ = reaper.tick() => {
                 let Some(server) = server.upgrade() else { return };
-                server.close_idle_sessions().await;
+                server.close_idle_sessions();
             }
         }
     }
@@ -808,51 +624,8 @@ fn capabilities() -> Value {
     })
 }
 
-/// [`server_info`] written out once, for the results that are forwarded as text.
-fn encoded_server_info() -> &'static RawValue {
-    static ENCODED: OnceLock<Box<RawValue>> = OnceLock::new();
-    ENCODED.get_or_init(|| jsonrpc::encode(&server_info()))
-}
-
 fn server_info() -> Value {
     json!({ "name": "mcp-gateway", "title": "MCP Gateway", "version": env!("CARGO_PKG_VERSION") })
-}
-
-/// A reply to a client's message, written out as JSON text.
-#[derive(Debug)]
-pub struct Reply {
-    json: String,
-    error_code: Option<i64>,
-}
-
-impl Reply {
-    fn error(id: Value, error: &JsonRpcError) -> Self {
-        Self {
-            json: jsonrpc::to_text(&jsonrpc::error_response(id, error)),
-            error_code: Some(error.code),
-        }
-    }
-
-    /// The reply as JSON text.
-    pub fn json(&self) -> &str {
-        &self.json
-    }
-
-    /// The reply as JSON text, owned.
-    pub fn into_json(self) -> String {
-        self.json
-    }
-
-    /// The reply read back as a value, for what carries values (a call's stream) or looks inside.
-    pub fn to_value(&self) -> Value {
-        // The gateway wrote it as JSON, so it reads back; `null` is never reached.
-        serde_json::from_str(&self.json).unwrap_or(Value::Null)
-    }
-
-    /// The JSON-RPC error code, when the reply is one error response (not for a batch).
-    pub fn error_code(&self) -> Option<i64> {
-        self.error_code
-    }
 }
 
 /// The result of a request: built by the gateway, or JSON text (an upstream's, forwarded as it
@@ -860,130 +633,6 @@ impl Reply {
 enum Answer {
     Built(Value),
     Text(String),
-}
-
-/// The members 2026-07-28 requires of a `method` result, with the values the gateway gives them
-/// where the upstream (perhaps session era) did not; `_meta.serverInfo` comes on top.
-fn stateless_defaults(method: &str) -> Vec<(&'static str, Value)> {
-    let mut defaults = vec![("resultType", Value::from("complete"))];
-    if method.ends_with("/list") || method == "resources/read" || method == "server/discover" {
-        defaults.push(("ttlMs", 0.into()));
-        defaults.push(("cacheScope", "private".into()));
-    }
-    defaults
-}
-
-/// Adds what 2026-07-28 requires of every result, where the upstream (perhaps session era) did not.
-fn stateless_result(method: &str, result: &mut Value) {
-    let Value::Object(result) = result else {
-        return;
-    };
-    for (key, value) in stateless_defaults(method) {
-        result.entry(key).or_insert(value);
-    }
-    let meta = result
-        .entry("_meta")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if let Value::Object(meta) = meta {
-        meta.insert("io.modelcontextprotocol/serverInfo".into(), server_info());
-    }
-}
-
-/// [`stateless_result`] for a forwarded result. Without a `_meta` of the upstream's (the common
-/// case) the missing members are appended to its text after one scan for which are there.
-fn stateless_raw_result(method: &str, result: Box<RawValue>) -> String {
-    /// Which of the members the gateway may add are there already.
-    #[derive(serde::Deserialize)]
-    struct Present {
-        #[serde(rename = "resultType")]
-        result_type: Option<serde::de::IgnoredAny>,
-        #[serde(rename = "ttlMs")]
-        ttl_ms: Option<serde::de::IgnoredAny>,
-        #[serde(rename = "cacheScope")]
-        cache_scope: Option<serde::de::IgnoredAny>,
-        #[serde(rename = "_meta")]
-        meta: Option<serde::de::IgnoredAny>,
-    }
-    impl Present {
-        fn has(&self, key: &str) -> bool {
-            match key {
-                "resultType" => self.result_type.is_some(),
-                "ttlMs" => self.ttl_ms.is_some(),
-                "cacheScope" => self.cache_scope.is_some(),
-                _ => false,
-            }
-        }
-    }
-    let present = jsonrpc::is_object(&result)
-        .then(|| serde_json::from_str::<Present>(result.get()).ok())
-        .flatten();
-    let Some(present) = present else {
-        // Not an object: nothing to add to.
-        return String::from(Box::<str>::from(result));
-    };
-    if present.meta.is_some() {
-        return stateless_split_result(method, &result);
-    }
-    let mut text = String::from(Box::<str>::from(result));
-    text.truncate(text.trim_end().len());
-    // The closing brace goes; the object is empty if only its opening brace is left.
-    text.pop();
-    let mut empty = text.trim_end() == "{";
-    let mut append = |key: &str, value: &str| {
-        if !empty {
-            text.push(',');
-        }
-        empty = false;
-        text.push('"');
-        text.push_str(key);
-        text.push_str("\":");
-        text.push_str(value);
-    };
-    for (key, value) in stateless_defaults(method) {
-        if !present.has(key) {
-            append(key, &jsonrpc::to_text(&value));
-        }
-    }
-    let meta = format!(
-        "{{\"io.modelcontextprotocol/serverInfo\":{}}}",
-        encoded_server_info().get()
-    );
-    append("_meta", &meta);
-    text.push('}');
-    text
-}
-
-/// [`stateless_raw_result`] for a result with a `_meta` of its own: its top level and `_meta`
-/// are split into members, each left as the upstream wrote it, and written out again with the
-/// gateway's members added. A `_meta` that is not an object is left as it is, as
-/// [`stateless_result`] does.
-fn stateless_split_result(method: &str, result: &RawValue) -> String {
-    let Ok(mut members) = serde_json::from_str::<BTreeMap<String, &RawValue>>(result.get()) else {
-        return result.get().to_owned();
-    };
-    let defaults: Vec<(&str, Box<RawValue>)> = stateless_defaults(method)
-        .into_iter()
-        .filter(|(key, _)| !members.contains_key(*key))
-        .map(|(key, value)| (key, jsonrpc::encode(&value)))
-        .collect();
-    let meta = members
-        .get("_meta")
-        .filter(|meta| jsonrpc::is_object(meta))
-        .and_then(|meta| serde_json::from_str::<BTreeMap<String, &RawValue>>(meta.get()).ok())
-        .map(|mut fields| {
-            fields.insert(
-                "io.modelcontextprotocol/serverInfo".into(),
-                encoded_server_info(),
-            );
-            jsonrpc::encode(&fields)
-        });
-    for (key, value) in &defaults {
-        members.insert((*key).to_owned(), value);
-    }
-    if let Some(meta) = &meta {
-        members.insert("_meta".into(), meta);
-    }
-    jsonrpc::to_text(&members)
 }
 
 fn internal(message: impl Into<String>) -> JsonRpcError {

@@ -87,10 +87,22 @@ impl Session {
         }
     }
 
-    pub(crate) fn has_streams(&self) -> bool {
+    fn has_streams(&self) -> bool {
         self.streams
             .lock()
             .is_ok_and(|streams| streams.iter().any(|s| !s.is_closed()))
+    }
+
+    /// Whether the session is in use beyond its requests: a stream open (GET, legacy SSE,
+    /// stdout), a call in flight, or a relayed request awaiting the client's answer. A busy
+    /// session is never reaped or evicted.
+    pub(crate) fn is_busy(&self) -> bool {
+        self.has_streams()
+            || self.in_flight.lock().is_ok_and(|calls| !calls.is_empty())
+            || self
+                .client_requests
+                .lock()
+                .is_ok_and(|waiting| !waiting.is_empty())
     }
 
     /// Sends a message on the first open stream; dropped when there is none or it is full

@@ -11,6 +11,7 @@ mod http;
 mod in_process;
 mod logs;
 mod python;
+mod sessions;
 mod stdio;
 mod stuck_upstream;
 mod supervision;
