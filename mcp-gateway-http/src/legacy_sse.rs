@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -18,6 +19,7 @@ use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::AppState;
+use crate::shutdown::{Ending, StreamShutdown, until_shutdown};
 use crate::streamable::error_body;
 
 /// Messages an SSE connection may hold before producers wait.
@@ -89,7 +91,10 @@ impl Drop for Registration {
     }
 }
 
-pub(crate) async fn open(State(state): State<AppState>) -> Response {
+pub(crate) async fn open(
+    State(state): State<AppState>,
+    shutdown: Option<Extension<StreamShutdown>>,
+) -> Response {
     let id = mcp_gateway_core::new_session_id();
     let (stream, receiver) = mpsc::channel::<Value>(STREAM_CAPACITY);
     let connection = Arc::new(Connection {
@@ -119,6 +124,11 @@ pub(crate) async fn open(State(state): State<AppState>) -> Response {
     let events = futures::stream::iter([endpoint])
         .chain(messages)
         .map(Ok::<_, std::convert::Infallible>);
+    let events = until_shutdown(
+        events,
+        shutdown.map(|Extension(shutdown)| shutdown),
+        Ending::Now,
+    );
     Sse::new(events)
         .keep_alive(KeepAlive::new().interval(state.config.sse_keep_alive))
         .into_response()
