@@ -1,6 +1,7 @@
 //! The legacy `/sse` + `/message` endpoint's limits, checked with `Router::oneshot` on tokio's
-//! paused clock: one `initialize` per connection, and a client that never reads its stream can
-//! neither pile up deliveries nor keep its connection forever.
+//! paused clock: one `initialize` per connection, a client that never reads its stream can
+//! neither pile up deliveries nor keep its connection forever, and an embedder's
+//! `StreamShutdown` ends the stream.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use mcp_gateway_core::{DownstreamConfig, Gateway, McpServer};
-use mcp_gateway_http::HttpConfig;
+use mcp_gateway_http::{HttpConfig, StreamShutdown};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -152,4 +153,30 @@ async fn a_client_that_never_reads_is_refused_then_dropped() {
     }
     assert_eq!(server.session_count(), 0);
     while next_event(&mut body).await.is_some() {}
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_triggered_stream_shutdown_ends_the_stream_and_its_session() {
+    let server = server();
+    let streams = StreamShutdown::new();
+    let router = streams.attach(router(&server));
+    let (mut body, endpoint) = open(&router).await;
+    assert_eq!(
+        post(&router, &endpoint, &initialize(1)).await,
+        StatusCode::ACCEPTED
+    );
+    next_message(&mut body).await;
+    assert_eq!(server.session_count(), 1);
+    streams.trigger();
+    assert_eq!(next_event(&mut body).await, None);
+    // The server drops a body that ended, and with it the connection.
+    drop(body);
+    let started = tokio::time::Instant::now();
+    while server.session_count() > 0 {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the session outlived its stream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
