@@ -1,6 +1,8 @@
 //! The legacy HTTP+SSE transport (2024-11-05) for old clients: `GET /sse` opens a stream whose
 //! first event names the POST endpoint (`/message?sessionId=…`); every answer and notification
-//! then travels on that stream as a `message` event, and POSTs are acknowledged with 202.
+//! then travels on that stream as a `message` event, and POSTs are acknowledged with 202. A
+//! connection has one session (one `initialize`) and a bounded number of POSTs in flight; a
+//! client that stops reading its stream is refused (429), then dropped.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
