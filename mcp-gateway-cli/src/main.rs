@@ -8,6 +8,7 @@ mod config_source;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -24,6 +25,8 @@ use tracing_subscriber::EnvFilter;
 const DEFAULT_LISTEN: &str = "127.0.0.1:4101";
 /// Connections the kernel queues before the gateway accepts them.
 const LISTEN_BACKLOG: u32 = 1024;
+/// How long the runtime's leftover tasks and blocking threads get once the gateway has stopped.
+const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(1);
 
 #[derive(Parser)]
 #[command(
@@ -103,7 +106,12 @@ fn main() -> anyhow::Result<()> {
         builder
     };
     let runtime = builder.enable_all().build()?;
-    runtime.block_on(run(cli.command))
+    let result = runtime.block_on(run(cli.command));
+    // Dropping the runtime would wait for its blocking threads, and one of them may be blocked
+    // reading stdin (stdio mode) until the client writes or closes it: SIGTERM would not end the
+    // process. Everything the gateway owns has been stopped by now.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    result
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {

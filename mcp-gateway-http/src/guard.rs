@@ -13,8 +13,20 @@ use crate::streamable::error_body;
 pub(crate) async fn check(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if let Some(allowed) = &state.config.allowed_hosts {
         let headers = request.headers();
-        if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok())
-            && !host_allowed(host, allowed)
+        // Every name the request gives for its host is judged (the `Host` header, and the URI's
+        // authority of an HTTP/2 or absolute-form request); a request that gives none is refused,
+        // since the allow-list cannot vouch for it.
+        let header_host = headers
+            .get(header::HOST)
+            .map(|h| h.to_str().unwrap_or_default());
+        let uri_host = request.uri().authority().map(|a| a.as_str());
+        if header_host.is_none() && uri_host.is_none() {
+            return refuse(StatusCode::FORBIDDEN, "the request names no host");
+        }
+        if let Some(host) = [header_host, uri_host]
+            .into_iter()
+            .flatten()
+            .find(|host| !host_allowed(host, allowed))
         {
             return refuse(
                 StatusCode::FORBIDDEN,
@@ -53,7 +65,7 @@ fn authorized(headers: &HeaderMap, state: &AppState) -> bool {
     let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(bearer_token)
     else {
         return false;
     };
@@ -65,6 +77,14 @@ fn authorized(headers: &HeaderMap, state: &AppState) -> bool {
         .fold(false, |found, expected| {
             found | bool::from(token.as_bytes().ct_eq(expected.expose().as_bytes()))
         })
+}
+
+/// The token of a `Bearer` credential. The scheme is case-insensitive (RFC 9110 §11.1) and may
+/// be followed by more than one space.
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The host part of `host[:port]`, `[v6]:port` kept bracketed.

@@ -4,13 +4,17 @@
 //! at `/mcp` (both protocol eras) and the legacy HTTP+SSE endpoint at `/sse` + `/message`, behind
 //! DNS-rebinding protection, optional bearer-token auth and a body size limit. [`serve`] runs it
 //! on a listener until a shutdown signal, mini-redis style: the caller owns the listener and the
-//! signal.
+//! signal. [`StreamShutdown`] ends the router's streams, which would otherwise hold a graceful
+//! shutdown forever; `serve` uses one, and an application serving the router itself attaches one.
 
 mod guard;
 mod legacy_sse;
+mod shutdown;
 mod streamable;
 
-use std::future::Future;
+pub use shutdown::StreamShutdown;
+
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,8 +104,16 @@ pub fn router(server: Arc<McpServer>, config: HttpConfig) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and lets
-/// requests in progress finish.
+/// How long [`serve`] waits for connections to close once its shutdown signal resolved: the
+/// calls' grace, and a little for their last writes. A connection whose client stopped reading
+/// can outlast it; `serve` returns anyway.
+const DRAIN_DEADLINE: Duration = shutdown::CALL_GRACE.saturating_add(Duration::from_secs(2));
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, ends the
+/// router's long-lived streams at once and the streams of calls in progress after a grace of a
+/// few seconds (see [`StreamShutdown`]), and returns when every connection has closed or after
+/// a few seconds more, whichever comes first. A connection still open then is left to end on its
+/// own (or with the runtime).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -114,7 +126,21 @@ pub async fn serve(
             tracing::debug!(error = %err, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let streams = StreamShutdown::new();
+    let router = streams.attach(router);
+    let trigger = streams.clone();
+    let served = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        trigger.trigger();
+    });
+    tokio::select! {
+        served = served.into_future() => served,
+        () = async {
+            streams.triggered().await;
+            tokio::time::sleep(DRAIN_DEADLINE).await;
+        } => {
+            tracing::warn!(deadline = ?DRAIN_DEADLINE, "connections still open after the shutdown deadline; not waiting for them");
+            Ok(())
+        }
+    }
 }

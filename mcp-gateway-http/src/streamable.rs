@@ -12,6 +12,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -28,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::AppState;
+use crate::shutdown::{Ending, StreamShutdown, until_shutdown};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -76,9 +78,11 @@ fn is_stateless(headers: &HeaderMap, message: &Value) -> bool {
 
 pub(crate) async fn post(
     State(state): State<AppState>,
+    shutdown: Option<Extension<StreamShutdown>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let shutdown = shutdown.map(|Extension(shutdown)| shutdown);
     let message = match Message::from_slice(&body) {
         Ok(message) => message,
         Err(err) => {
@@ -92,7 +96,7 @@ pub(crate) async fn post(
     };
     let body = message.value();
     if is_stateless(&headers, body) {
-        return stateless(state, &headers, message).await;
+        return stateless(state, shutdown, &headers, message).await;
     }
     if body["method"] == "initialize" && body.get("id").is_some() {
         return initialize(&state, body);
@@ -131,7 +135,7 @@ pub(crate) async fn post(
         return StatusCode::ACCEPTED.into_response();
     }
     if accepts_event_stream(&headers) && streams(body) {
-        return answer_or_stream(&state, caller, message).await;
+        return answer_or_stream(&state, shutdown, caller, message).await;
     }
     match state.server.handle(&caller, message, None).await {
         Some(reply) => json_reply(StatusCode::OK, reply.into_json()),
@@ -171,8 +175,14 @@ fn initialize(state: &AppState, message: &Value) -> Response {
 /// within [`JSON_ANSWER_WINDOW`]; otherwise streams what it produces, then its answer, as SSE.
 /// The call runs inside this handler until it needs a stream (no task, no channel hop for the
 /// common quick call), then moves to a task of its own. A stateless client that goes away cancels
-/// the call; in the session era a disconnect is not a cancellation, and the call goes on.
-async fn answer_or_stream(state: &AppState, caller: Caller, message: Message) -> Response {
+/// the call; in the session era a disconnect is not a cancellation, and the call goes on. A
+/// stream still open when the server shuts down is cut after a grace.
+async fn answer_or_stream(
+    state: &AppState,
+    shutdown: Option<StreamShutdown>,
+    caller: Caller,
+    message: Message,
+) -> Response {
     let stateless = matches!(caller, Caller::Stateless);
     let (stream, mut receiver) = mpsc::channel(STREAM_CAPACITY);
     let server = state.server.clone();
@@ -217,6 +227,7 @@ async fn answer_or_stream(state: &AppState, caller: Caller, message: Message) ->
         answered,
         cancel.drop_guard(),
     ));
+    let events = until_shutdown(events, shutdown, Ending::AfterGrace);
     sse_response(events, state.config.sse_keep_alive)
 }
 
@@ -279,13 +290,14 @@ fn sse_response(
         .into_response()
 }
 
-/// An SSE response of JSON-RPC messages; `guard` is dropped with the response body.
-pub(crate) fn sse(
+/// A long-lived SSE response of JSON-RPC messages, ended when the server shuts down.
+fn sse(
     receiver: mpsc::Receiver<Value>,
-    guard: DropGuard,
+    shutdown: Option<StreamShutdown>,
     keep_alive: Duration,
 ) -> Response {
-    sse_response(message_events(receiver, guard), keep_alive)
+    let events = message_events(receiver, CancellationToken::new().drop_guard());
+    sse_response(until_shutdown(events, shutdown, Ending::Now), keep_alive)
 }
 
 fn message_events(
@@ -332,7 +344,11 @@ fn event(message: Value) -> Result<Event, Infallible> {
     Ok(Event::default().event("message").data(data))
 }
 
-pub(crate) async fn get(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    shutdown: Option<Extension<StreamShutdown>>,
+    headers: HeaderMap,
+) -> Response {
     if header(&headers, VERSION_HEADER) == Some(STATELESS_VERSION) {
         return error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -369,7 +385,7 @@ pub(crate) async fn get(State(state): State<AppState>, headers: HeaderMap) -> Re
     session.attach_stream(stream);
     sse(
         receiver,
-        CancellationToken::new().drop_guard(),
+        shutdown.map(|Extension(shutdown)| shutdown),
         state.config.sse_keep_alive,
     )
 }
@@ -396,7 +412,12 @@ pub(crate) async fn delete(State(state): State<AppState>, headers: HeaderMap) ->
 }
 
 /// Serves one stateless 2026-07-28 request.
-async fn stateless(state: AppState, headers: &HeaderMap, message: Message) -> Response {
+async fn stateless(
+    state: AppState,
+    shutdown: Option<StreamShutdown>,
+    headers: &HeaderMap,
+    message: Message,
+) -> Response {
     let body = message.value();
     let id = body.get("id").cloned().unwrap_or(Value::Null);
     let checked = check_stateless(headers, body)
@@ -412,15 +433,11 @@ async fn stateless(state: AppState, headers: &HeaderMap, message: Message) -> Re
     if body["method"] == "subscriptions/listen" {
         let (stream, receiver) = mpsc::channel(STREAM_CAPACITY);
         state.server.listen(id, body.get("params"), stream).await;
-        return sse(
-            receiver,
-            CancellationToken::new().drop_guard(),
-            state.config.sse_keep_alive,
-        );
+        return sse(receiver, shutdown, state.config.sse_keep_alive);
     }
     let wants_progress = params_meta(body).is_some_and(|m| m.get("progressToken").is_some());
     if wants_progress && accepts_event_stream(headers) {
-        return answer_or_stream(&state, Caller::Stateless, message).await;
+        return answer_or_stream(&state, shutdown, Caller::Stateless, message).await;
     }
     let Some(reply) = state.server.handle(&Caller::Stateless, message, None).await else {
         return StatusCode::ACCEPTED.into_response();

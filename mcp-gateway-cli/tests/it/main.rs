@@ -6,4 +6,5 @@
 mod conformance;
 mod orphans;
 mod serve;
+mod shutdown;
 mod support;

@@ -9,31 +9,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support::{Background, DEADLINE, free_port, gateway_bin, peer};
-
-/// Live processes whose environment holds `GW_MARKER=<marker>`.
-fn marked(marker: &str) -> Vec<u32> {
-    let wanted = format!("GW_MARKER={marker}");
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let running = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                !stat
-                    .rsplit(')')
-                    .next()
-                    .unwrap_or_default()
-                    .trim_start()
-                    .starts_with('Z')
-            });
-            running
-                && std::fs::read(format!("/proc/{pid}/environ"))
-                    .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == wanted.as_bytes()))
-        })
-        .collect()
-}
+use crate::support::{
+    Background, DEADLINE, free_port, gateway_bin, marked, peer, wait_for_no_marked,
+};
 
 /// A field of `/proc/<pid>/status`, such as `PPid`.
 fn status_field(pid: u32, field: &str) -> Option<String> {
@@ -124,12 +102,5 @@ connect_timeout_secs = 600
     );
 
     gateway.kill().await;
-    let killed = Instant::now();
-    while !marked(&marker).is_empty() {
-        assert!(
-            killed.elapsed() < DEADLINE,
-            "a child outlived its SIGKILLed gateway"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_no_marked(&marker, DEADLINE, "a child outlived its SIGKILLed gateway").await;
 }

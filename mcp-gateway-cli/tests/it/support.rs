@@ -1,4 +1,5 @@
-//! Paths of the installed peers and binaries, processes killed on drop, bounded runs.
+//! Paths of the installed peers and binaries, processes killed on drop, bounded runs, and the
+//! processes a test marked.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,8 @@ use serde_json::Value;
 
 /// Deadline of any single wait in these tests.
 pub const DEADLINE: Duration = Duration::from_secs(60);
+/// How long a gateway may take to exit once told to: its HTTP drain, then its upstreams' stop.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(15);
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -82,16 +85,16 @@ impl Background {
         let _ = self.0.kill().await;
     }
 
-    /// Sends SIGTERM and waits for a clean exit.
+    /// Sends SIGTERM and waits for the exit, at most [`SHUTDOWN_DEADLINE`].
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.0.id().expect("running") as i32;
         let _ = std::process::Command::new("kill")
             .arg("-TERM")
             .arg(pid.to_string())
             .status();
-        tokio::time::timeout(DEADLINE, self.0.wait())
+        tokio::time::timeout(SHUTDOWN_DEADLINE, self.0.wait())
             .await
-            .expect("exits after SIGTERM")
+            .expect("exits before the deadline after SIGTERM")
             .expect("exit status")
     }
 }
@@ -175,4 +178,37 @@ pub async fn python_client(url: &str, mode: &str, tool: &str, arguments: &Value)
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_str(stdout.trim()).unwrap_or_else(|err| panic!("bad output {stdout}: {err}"))
+}
+
+/// Live processes whose environment holds `GW_MARKER=<marker>`.
+pub fn marked(marker: &str) -> Vec<u32> {
+    let wanted = format!("GW_MARKER={marker}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let running = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                !stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start()
+                    .starts_with('Z')
+            });
+            running
+                && std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == wanted.as_bytes()))
+        })
+        .collect()
+}
+
+/// Waits until no process marked `marker` is alive; fails after `deadline`.
+pub async fn wait_for_no_marked(marker: &str, deadline: Duration, what: &str) {
+    let started = Instant::now();
+    while !marked(marker).is_empty() {
+        assert!(started.elapsed() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -2,12 +2,15 @@
 //! One session; requests run concurrently so progress and cancellation work as over HTTP.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::codec::{FramedRead, LinesCodec};
+use tokio_util::sync::CancellationToken;
 
 use super::{Caller, McpServer, check_stateless_meta, is_stateless_message};
 use crate::jsonrpc::{self, JsonRpcError, Message};
@@ -15,13 +18,21 @@ use crate::transport::MAX_MESSAGE_BYTES;
 
 /// Messages queued for stdout.
 const OUTPUT_CAPACITY: usize = 1024;
+/// How long calls still running when the input ends may go on, so that a client that closes its
+/// input after its last request still gets the answers.
+const CALL_GRACE: Duration = Duration::from_secs(5);
+/// How long what is queued for stdout may take to be written once the input ended.
+const FLUSH_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Appends JSON text as one line: an upstream's result may be pretty-printed.
 fn push_one_line(json: &str, line: &mut Vec<u8>) {
     line.extend_from_slice(jsonrpc::one_line(json).as_bytes());
 }
 
-/// Serves one client over a pair of byte streams until the input ends or `shutdown` resolves.
+/// Serves one client over a pair of byte streams until the input ends or `shutdown` resolves;
+/// then calls in progress get a short grace, what is queued is written out within a deadline,
+/// and the function returns, whatever is still open (a `subscriptions/listen` stream never ends
+/// on its own).
 pub async fn serve_stdio<R, W>(
     server: Arc<McpServer>,
     input: R,
@@ -36,7 +47,11 @@ pub async fn serve_stdio<R, W>(
     // produced, and the writer always empties the first queue first, so it is written first.
     let (out, mut pending) = mpsc::channel::<Value>(OUTPUT_CAPACITY);
     let (replies, mut pending_replies) = mpsc::channel::<String>(OUTPUT_CAPACITY);
-    let writer = tokio::spawn(async move {
+    // Listen streams hold a sender for as long as they last, so the queues never close on their
+    // own: once the input has ended, `finished` tells the writer to stop when they are empty.
+    let finished = CancellationToken::new();
+    let writer_finished = finished.clone();
+    let mut writer = tokio::spawn(async move {
         let mut line = Vec::new();
         loop {
             line.clear();
@@ -48,6 +63,7 @@ pub async fn serve_stdio<R, W>(
                     }
                 }
                 Some(reply) = pending_replies.recv() => push_one_line(&reply, &mut line),
+                () = writer_finished.cancelled() => return,
                 else => return,
             }
             line.push(b'\n');
@@ -58,8 +74,12 @@ pub async fn serve_stdio<R, W>(
     });
     let mut lines = FramedRead::new(input, LinesCodec::new_with_max_length(MAX_MESSAGE_BYTES));
     let mut caller: Option<Caller> = None;
+    // Calls in progress; finished ones are reaped as lines arrive, so the set stays as large as
+    // the calls really running.
+    let mut calls = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        while calls.try_join_next().is_some() {}
         let line = tokio::select! {
             line = lines.next() => line,
             _ = &mut shutdown => break,
@@ -135,18 +155,30 @@ pub async fn serve_stdio<R, W>(
         let server = server.clone();
         let out = out.clone();
         let replies = replies.clone();
-        tokio::spawn(async move {
+        calls.spawn(async move {
             if let Some(reply) = server.handle(&current, message, Some(out)).await {
                 let _ = replies.send(reply.into_json()).await;
             }
         });
     }
+    let _ = tokio::time::timeout(CALL_GRACE, async {
+        while calls.join_next().await.is_some() {}
+    })
+    .await;
+    calls.shutdown().await;
     if let Some(Caller::Session(session)) = caller {
         server.close_session(session.id()).await;
     }
     drop(out);
     drop(replies);
-    let _ = writer.await;
+    finished.cancel();
+    if tokio::time::timeout(FLUSH_DEADLINE, &mut writer)
+        .await
+        .is_err()
+    {
+        // Nobody reads the output: what is left cannot be written.
+        writer.abort();
+    }
 }
 
 #[cfg(test)]

@@ -22,3 +22,13 @@ fn origins_are_matched_by_their_host() {
     assert!(!origin_allowed("http://evil.example.com", &loopback()));
     assert!(!origin_allowed("null", &loopback()));
 }
+
+#[test]
+fn the_bearer_scheme_is_case_insensitive_and_the_token_exact() {
+    assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+    assert_eq!(bearer_token("bEaReR  abc"), Some("abc"));
+    assert_eq!(bearer_token("Bearer abc "), Some("abc "));
+    assert_eq!(bearer_token("Bearer "), None);
+    assert_eq!(bearer_token("Basic abc"), None);
+    assert_eq!(bearer_token("Bearerabc"), None);
+}

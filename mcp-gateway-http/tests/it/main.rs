@@ -4,6 +4,7 @@
 
 mod answers;
 mod clients;
+mod legacy;
 mod notifications;
 mod rules;
 mod support;

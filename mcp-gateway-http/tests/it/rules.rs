@@ -81,6 +81,55 @@ async fn a_foreign_host_or_origin_is_refused() {
 }
 
 #[tokio::test]
+async fn a_request_without_any_host_is_refused() {
+    let router = router();
+    let ping = json!({ "jsonrpc": "2.0", "id": 1, "method": "ping" });
+    let mut request = post(&ping, &[]);
+    request.headers_mut().remove("host");
+    assert_eq!(request.uri().authority(), None);
+    let (status, _, body) = send(&router, request).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // An absolute URI names the host when the header is missing, and is judged by it.
+    let mut request = post(&ping, &[]);
+    request.headers_mut().remove("host");
+    *request.uri_mut() = "http://evil.example.com/mcp".parse().expect("uri");
+    assert_eq!(send(&router, request).await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_matched_whatever_its_case() {
+    let gateway = Gateway::builder().build();
+    let router = mcp_gateway_http::router(
+        McpServer::new(gateway, DownstreamConfig::default()),
+        HttpConfig::default().with_bearer_tokens(vec!["s3cret".into()]),
+    );
+    let initialize = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } } });
+    for accepted in [
+        "Bearer s3cret",
+        "bearer s3cret",
+        "BEARER s3cret",
+        "Bearer   s3cret",
+    ] {
+        let request = post(&initialize, &[("authorization", accepted)]);
+        assert_eq!(send(&router, request).await.0, StatusCode::OK, "{accepted}");
+    }
+    for refused in [
+        "Bearer wrong",
+        "Basic s3cret",
+        "Bearers3cret",
+        "s3cret",
+        "Bearer",
+    ] {
+        let request = post(&initialize, &[("authorization", refused)]);
+        assert_eq!(
+            send(&router, request).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{refused}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn sessions_open_serve_and_end() {
     let router = router();
     let initialize = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } } });
