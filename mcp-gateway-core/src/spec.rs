@@ -134,13 +134,23 @@ pub struct StdioSpec {
 }
 
 /// An HTTP endpoint.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct HttpSpec {
     /// The endpoint URL (`…/mcp` for Streamable HTTP, `…/sse` for legacy SSE).
     pub url: String,
     /// Extra request headers (values are secrets: they often carry tokens).
     pub headers: BTreeMap<String, Secret>,
+}
+
+/// The URL's `user:password@` is a secret like the header values: never printed.
+impl std::fmt::Debug for HttpSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSpec")
+            .field("url", &crate::error::redact_url(&self.url))
+            .field("headers", &self.headers)
+            .finish()
+    }
 }
 
 /// Which protocol era to speak to an upstream.

@@ -87,3 +87,14 @@ fn validate_refuses_each_value_outside_its_range_and_names_it() {
         }
     }
 }
+
+#[test]
+fn a_spec_printed_for_debugging_shows_no_password_or_header_value() {
+    let spec = ServerSpec::streamable_http("x", "http://user:hunter2@127.0.0.1:1/mcp")
+        .expect("valid spec")
+        .with_header("Authorization", "Bearer t0ken");
+    let printed = format!("{spec:?}");
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(!printed.contains("t0ken"), "{printed}");
+    assert!(printed.contains("127.0.0.1:1/mcp"), "{printed}");
+}

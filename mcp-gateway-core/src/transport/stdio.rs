@@ -32,8 +32,9 @@ const STDIN_GRACE: Duration = Duration::from_millis(500);
 /// How long a child gets to exit after SIGTERM before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
-/// Longest stderr line kept in an event; the rest of a longer one is cut.
-const MAX_STDERR_LINE: usize = 4096;
+/// Longest stderr line kept in an event; the rest of a longer one is cut. One bound for every
+/// log line an upstream sends, whichever way it comes.
+const MAX_STDERR_LINE: usize = crate::events::MAX_LOG_MESSAGE;
 
 /// Starts the child and the tasks that read its output and wait for its exit.
 pub(crate) fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Error> {
