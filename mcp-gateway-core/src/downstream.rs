@@ -17,6 +17,7 @@ mod stdio;
 mod subscriptions;
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ use listeners::Listeners;
 pub use reply::Reply;
 pub use session::{Session, new_session_id};
 use session::{SessionClient, log_rank};
-use session_table::SessionTable;
+use session_table::{SessionTable, TableFull};
 pub use stateless::{
     META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION, check_stateless_meta, is_stateless_message,
 };
@@ -66,6 +67,10 @@ pub struct DownstreamConfig {
     /// request gets "session not found" and it initializes again. Only when every session is
     /// busy is `initialize` refused.
     pub max_sessions: usize,
+    /// Most sessions open at once from one client address (HTTP clients; stdio has none). At
+    /// this cap `initialize` evicts that address's own least recently used idle session, never
+    /// another client's. Every client on the gateway's own host shares one loopback address.
+    pub max_sessions_per_peer: usize,
     /// Most stateless `subscriptions/listen` streams open at once; beyond it a listen request is
     /// answered with an error and its stream ends.
     pub max_listeners: usize,
@@ -80,6 +85,7 @@ impl Default for DownstreamConfig {
         Self {
             page_size: 1000,
             max_sessions: 10_000,
+            max_sessions_per_peer: 1_000,
             max_listeners: 10_000,
             session_idle_timeout: Duration::from_secs(30 * 60),
             client_request_timeout: Duration::from_secs(300),
@@ -97,6 +103,12 @@ impl DownstreamConfig {
     /// Sets the session cap.
     pub fn with_max_sessions(mut self, max_sessions: usize) -> Self {
         self.max_sessions = max_sessions;
+        self
+    }
+
+    /// Sets the cap on sessions from one client address (at least one).
+    pub fn with_max_sessions_per_peer(mut self, max: usize) -> Self {
+        self.max_sessions_per_peer = max.max(1);
         self
     }
 
@@ -141,7 +153,7 @@ impl McpServer {
     pub fn new(gateway: Gateway, config: DownstreamConfig) -> Arc<Self> {
         let server = Arc::new(Self {
             subscriptions: Subscriptions::new(gateway.clone()),
-            sessions: SessionTable::new(config.max_sessions),
+            sessions: SessionTable::new(config.max_sessions, config.max_sessions_per_peer),
             listeners: Listeners::new(config.max_listeners),
             gateway,
             config,
@@ -170,11 +182,30 @@ impl McpServer {
         self.sessions.len()
     }
 
-    /// Answers `initialize`: opens a session and returns it with the result to send. At the
-    /// session cap the least recently used idle session is closed to make room; if every
-    /// session is busy, the error says so.
+    /// Answers `initialize` from a client whose address is unknown (stdio, in process): opens
+    /// a session and returns it with the result to send. At the session cap the least recently
+    /// used idle session is closed to make room; if every session is busy, the error says so.
     pub fn open_session(
         &self,
+        params: Option<&Value>,
+    ) -> Result<(Arc<Session>, Value), JsonRpcError> {
+        self.open_session_at(None, params)
+    }
+
+    /// Answers `initialize` like [`open_session`](Self::open_session), for a client at `peer`:
+    /// past [`DownstreamConfig::max_sessions_per_peer`] that address's own least recently used
+    /// idle session makes room, so one client cannot push every other client out.
+    pub fn open_session_from(
+        &self,
+        peer: IpAddr,
+        params: Option<&Value>,
+    ) -> Result<(Arc<Session>, Value), JsonRpcError> {
+        self.open_session_at(Some(peer), params)
+    }
+
+    fn open_session_at(
+        &self,
+        peer: Option<IpAddr>,
         params: Option<&Value>,
     ) -> Result<(Arc<Session>, Value), JsonRpcError> {
         let params = params.cloned().unwrap_or(Value::Null);
@@ -187,12 +218,17 @@ impl McpServer {
         let session = Arc::new(Session::new(
             version.to_owned(),
             params["capabilities"].clone(),
+            peer,
         ));
-        let evicted = self.sessions.insert(session.clone()).map_err(|_| {
-            internal(format!(
+        let evicted = self.sessions.insert(session.clone()).map_err(|full| match full {
+            TableFull::Everyone => internal(format!(
                 "the gateway already has {} sessions open and all of them are busy; try again later",
                 self.config.max_sessions
-            ))
+            )),
+            TableFull::Peer(peer) => internal(format!(
+                "{peer} already has {} sessions open and all of them are busy; close one or try again later",
+                self.config.max_sessions_per_peer
+            )),
         })?;
         if let Some(evicted) = evicted {
             tracing::debug!(session = %evicted.id(), "evicting the least recently used idle session");

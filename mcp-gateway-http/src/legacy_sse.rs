@@ -5,6 +5,7 @@
 //! client that stops reading its stream is refused (429), then dropped.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -20,9 +21,9 @@ use mcp_gateway_core::{Caller, JsonRpcError, McpServer, Message, Session};
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use crate::AppState;
 use crate::shutdown::{Ending, StreamShutdown, until_shutdown};
 use crate::streamable::error_body;
+use crate::{AppState, PeerAddress, peer_ip};
 
 /// Messages an SSE connection may hold before producers wait.
 const STREAM_CAPACITY: usize = 256;
@@ -69,6 +70,8 @@ struct Connection {
     receiver: Mutex<Option<mpsc::Receiver<Value>>>,
     session: Mutex<Option<Arc<Session>>>,
     deliveries: Arc<Semaphore>,
+    /// The client's address, for the per-address session cap.
+    peer: Option<IpAddr>,
 }
 
 impl Connection {
@@ -96,6 +99,7 @@ impl Drop for Registration {
 pub(crate) async fn open(
     State(state): State<AppState>,
     shutdown: Option<Extension<StreamShutdown>>,
+    peer: PeerAddress,
 ) -> Response {
     let id = mcp_gateway_core::new_session_id();
     let (stream, receiver) = mpsc::channel::<Value>(STREAM_CAPACITY);
@@ -105,6 +109,7 @@ pub(crate) async fn open(
         receiver: Mutex::new(Some(receiver)),
         session: Mutex::new(None),
         deliveries: Arc::new(Semaphore::new(MAX_DELIVERIES)),
+        peer: peer_ip(peer),
     });
     if let Ok(mut open) = state.legacy.open.lock() {
         open.insert(id.clone(), connection.clone());
@@ -251,7 +256,7 @@ fn initialize(
             "this connection is closed: open /sse again",
         ));
     }
-    let (session, result) = state.server.open_session(params)?;
+    let (session, result) = state.open_session(connection.peer, params)?;
     session.attach_stream(connection.stream.clone());
     *slot = Some(session);
     Ok(result)

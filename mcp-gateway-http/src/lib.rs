@@ -15,13 +15,15 @@ mod streamable;
 pub use shutdown::StreamShutdown;
 
 use std::future::{Future, IntoFuture};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
-use mcp_gateway_core::{McpServer, Secret};
+use mcp_gateway_core::{JsonRpcError, McpServer, Secret, Session};
+use serde_json::Value;
 use tokio::net::TcpListener;
 
 /// Settings of the HTTP surface.
@@ -78,6 +80,30 @@ pub(crate) struct AppState {
     pub legacy: Arc<legacy_sse::Connections>,
 }
 
+impl AppState {
+    /// Opens a session for a client at `peer` (known when the router is served with connect
+    /// info, as [`serve`] does), so the per-address session cap applies to it.
+    pub(crate) fn open_session(
+        &self,
+        peer: Option<IpAddr>,
+        params: Option<&Value>,
+    ) -> Result<(Arc<Session>, Value), JsonRpcError> {
+        match peer {
+            Some(peer) => self.server.open_session_from(peer, params),
+            None => self.server.open_session(params),
+        }
+    }
+}
+
+/// The client's address, present when the router is served with
+/// `into_make_service_with_connect_info::<SocketAddr>()`.
+pub(crate) type PeerAddress = Option<axum::Extension<axum::extract::ConnectInfo<SocketAddr>>>;
+
+/// The IP address in a [`PeerAddress`].
+pub(crate) fn peer_ip(peer: PeerAddress) -> Option<IpAddr> {
+    peer.map(|axum::Extension(axum::extract::ConnectInfo(address))| address.ip())
+}
+
 /// The MCP endpoints of one gateway.
 pub fn router(server: Arc<McpServer>, config: HttpConfig) -> Router {
     let state = AppState {
@@ -129,7 +155,9 @@ pub async fn serve(
     let streams = StreamShutdown::new();
     let router = streams.attach(router);
     let trigger = streams.clone();
-    let served = axum::serve(listener, router).with_graceful_shutdown(async move {
+    // With connect info the handlers know each client's address, for the per-address session cap.
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         trigger.trigger();
     });

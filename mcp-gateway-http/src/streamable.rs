@@ -10,6 +10,7 @@
 //! `Mcp-Name` headers agree with the body; errors carry the HTTP status the revision assigns.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::Extension;
@@ -28,8 +29,8 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::AppState;
 use crate::shutdown::{Ending, StreamShutdown, until_shutdown};
+use crate::{AppState, PeerAddress, peer_ip};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -79,6 +80,7 @@ fn is_stateless(headers: &HeaderMap, message: &Value) -> bool {
 pub(crate) async fn post(
     State(state): State<AppState>,
     shutdown: Option<Extension<StreamShutdown>>,
+    peer: PeerAddress,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -99,7 +101,7 @@ pub(crate) async fn post(
         return stateless(state, shutdown, &headers, message).await;
     }
     if body["method"] == "initialize" && body.get("id").is_some() {
-        return initialize(&state, body);
+        return initialize(&state, peer_ip(peer), body);
     }
     let id = body.get("id").cloned().unwrap_or(Value::Null);
     let Some(session_id) = header(&headers, SESSION_HEADER) else {
@@ -151,9 +153,9 @@ fn streams(message: &Value) -> bool {
     )
 }
 
-fn initialize(state: &AppState, message: &Value) -> Response {
+fn initialize(state: &AppState, peer: Option<IpAddr>, message: &Value) -> Response {
     let id = message["id"].clone();
-    match state.server.open_session(message.get("params")) {
+    match state.open_session(peer, message.get("params")) {
         Ok((session, result)) => {
             let mut response =
                 axum::Json(json!({ "jsonrpc": "2.0", "id": id, "result": result })).into_response();

@@ -3,6 +3,7 @@
 //! and the streams that carry messages not tied to a request.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,6 +38,8 @@ type ClientAnswer = oneshot::Sender<Result<Value, JsonRpcError>>;
 /// A session opened by `initialize`.
 pub struct Session {
     id: Arc<str>,
+    /// The client's network address, where the transport knows one (HTTP).
+    peer: Option<IpAddr>,
     protocol_version: String,
     client_capabilities: Value,
     log_level: Mutex<Option<usize>>,
@@ -50,9 +53,14 @@ pub struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(protocol_version: String, client_capabilities: Value) -> Self {
+    pub(crate) fn new(
+        protocol_version: String,
+        client_capabilities: Value,
+        peer: Option<IpAddr>,
+    ) -> Self {
         Self {
             id: Arc::from(new_session_id()),
+            peer,
             protocol_version,
             client_capabilities,
             log_level: Mutex::new(None),
@@ -72,6 +80,11 @@ impl Session {
 
     pub(crate) fn id_arc(&self) -> Arc<str> {
         self.id.clone()
+    }
+
+    /// The client's network address, where the transport knows one.
+    pub fn peer(&self) -> Option<IpAddr> {
+        self.peer
     }
 
     /// The negotiated protocol version.

@@ -6,5 +6,6 @@ mod answers;
 mod clients;
 mod legacy;
 mod notifications;
+mod peers;
 mod rules;
 mod support;

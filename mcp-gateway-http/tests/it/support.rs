@@ -57,13 +57,17 @@ pub struct RunningGateway {
 
 impl RunningGateway {
     pub async fn start(servers: Vec<ServerSpec>) -> Self {
+        Self::start_with(servers, DownstreamConfig::default()).await
+    }
+
+    pub async fn start_with(servers: Vec<ServerSpec>, downstream: DownstreamConfig) -> Self {
         let mut builder = Gateway::builder();
         for spec in servers {
             builder = builder.server(spec);
         }
         let gateway = builder.build();
         gateway.start().await;
-        let server = McpServer::new(gateway.clone(), DownstreamConfig::default());
+        let server = McpServer::new(gateway.clone(), downstream);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
