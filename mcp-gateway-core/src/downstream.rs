@@ -24,7 +24,6 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::error::{Error, error_chain};
 use crate::events::{GatewayEvent, LogSource};
 use crate::gateway::Gateway;
 use crate::jsonrpc::{self, Incoming, JsonRpcError, Message, Params};
@@ -35,7 +34,8 @@ use crate::upstream::{
     STATELESS_VERSION,
 };
 use listeners::Listeners;
-pub use reply::Reply;
+pub use reply::{Reply, to_jsonrpc};
+use reply::{busy, internal};
 pub use session::{Session, new_session_id};
 use session::{SessionClient, log_rank};
 use session_table::SessionTable;
@@ -668,47 +668,6 @@ fn server_info() -> Value {
 enum Answer {
     Built(Value),
     Text(String),
-}
-
-fn internal(message: impl Into<String>) -> JsonRpcError {
-    JsonRpcError::new(JsonRpcError::INTERNAL_ERROR, message)
-}
-
-/// The refusal of a request over a cap on requests in flight: `who` has `max` of them already,
-/// the limit set by the config key `key`. Internal, as for a full session table: the request was
-/// fine, the gateway is busy.
-fn busy(who: &str, max: usize, key: &str) -> JsonRpcError {
-    internal(format!(
-        "{who} already has {max} requests in flight, its {key}; try again once one is answered"
-    ))
-}
-
-/// The JSON-RPC error a client sees for an engine error: an upstream's own error verbatim, the
-/// spec's codes for unknown names, and internal errors that name the server and the cause.
-pub fn to_jsonrpc(error: &Error, stateless: bool) -> JsonRpcError {
-    match error {
-        Error::Upstream { error, .. } => error.clone(),
-        Error::UnknownTool(_) | Error::UnknownPrompt(_) => {
-            JsonRpcError::new(JsonRpcError::INVALID_PARAMS, error.to_string())
-        }
-        Error::UnknownResource(uri) => {
-            let code = if stateless {
-                JsonRpcError::INVALID_PARAMS
-            } else {
-                RESOURCE_NOT_FOUND
-            };
-            JsonRpcError {
-                code,
-                message: format!("resource not found: {uri}"),
-                data: Some(json!({ "uri": uri })),
-            }
-        }
-        other => JsonRpcError {
-            code: JsonRpcError::INTERNAL_ERROR,
-            message: error_chain(other),
-            data: other.server().map(|server| json!({ "server": server })),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,12 @@ pub const SESSIONS: RangeInclusive<usize> = 1..=1_000_000;
 /// How long a downstream session may sit idle before it is closed.
 pub const SESSION_IDLE_TIMEOUT: RangeInclusive<Duration> = Duration::from_secs(1)..=DAY;
 
+/// Events a subscriber may fall behind, and events the history keeps.
+pub const EVENTS: RangeInclusive<usize> = 1..=1_000_000;
+/// Byte budgets: an HTTP request body, the event history. Below a kibibyte no MCP message fits;
+/// above a gibibyte one client could take the gateway's memory.
+pub const BYTES: RangeInclusive<usize> = 1024..=1 << 30;
+
 /// `value` moved into `range`.
 pub(crate) fn clamp<T: Ord + Copy>(value: T, range: &RangeInclusive<T>) -> T {
     value.clamp(*range.start(), *range.end())
