@@ -3,13 +3,12 @@
 //! validated specs — and every error names the file, the key and what is wrong.
 
 use std::collections::BTreeMap;
-use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mcp_gateway_core::{
-    HealthConfig, NamingPolicy, PrefixMode, ProtocolPreference, RestartPolicy, Secret, ServerSpec,
-    limits,
+    DownstreamConfig, EventBusConfig, HealthConfig, NamingPolicy, PrefixMode, ProtocolPreference,
+    RestartPolicy, Secret, ServerSpec, limits,
 };
 use serde::Deserialize;
 
@@ -26,6 +25,12 @@ pub struct Config {
     pub discovery: DiscoveryConfig,
     /// Where events and alerts go besides the log.
     pub sinks: SinksConfig,
+    /// The downstream side's limits (`[gateway]` keys); read at start only.
+    pub downstream: DownstreamConfig,
+    /// The largest HTTP request body, if the file sets one (`[gateway] max_body_bytes`).
+    pub max_body_bytes: Option<usize>,
+    /// The event bus's buffers (`[events]`); read at start only.
+    pub events: EventBusConfig,
 }
 
 /// The `[sinks]` table.
@@ -73,15 +78,39 @@ struct RawToml {
     #[serde(default)]
     sinks: RawSinks,
     #[serde(default)]
+    events: RawEvents,
+    #[serde(default)]
     servers: BTreeMap<String, RawServer>,
 }
 
+/// `[gateway]`. The limits are read at start only: `max_body_bytes` 1 KiB to 1 GiB (default
+/// 4 MiB), `max_sessions` and `max_listeners` 1 to a million (10,000 each),
+/// `max_sessions_per_peer` 1 to a million (1,000),
+/// `session_idle_timeout_secs` 1 s to a day (30 min), `max_calls_per_session` (256) and
+/// `max_calls` (10,000) 1 to a million.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawGateway {
     listen: Option<String>,
     separator: Option<String>,
     prefix: Option<String>,
+    max_body_bytes: Option<usize>,
+    max_sessions: Option<usize>,
+    max_sessions_per_peer: Option<usize>,
+    max_listeners: Option<usize>,
+    session_idle_timeout_secs: Option<u64>,
+    max_calls_per_session: Option<usize>,
+    max_calls: Option<usize>,
+}
+
+/// `[events]`: the event bus's buffers, read at start only: `history` (4096 events) and
+/// `subscriber_capacity` (4096) 1 to a million, `history_bytes` 1 KiB to 1 GiB (8 MiB).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEvents {
+    history: Option<usize>,
+    history_bytes: Option<usize>,
+    subscriber_capacity: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -145,6 +174,7 @@ struct RawServer {
     disabled: Option<bool>,
     health: Option<RawHealth>,
     restart: Option<RawRestart>,
+    max_concurrent_calls: Option<usize>,
 }
 
 /// `health = { interval_ms, timeout_ms, healthy_threshold, unhealthy_threshold }`: the interval
@@ -160,7 +190,8 @@ struct RawHealth {
 
 /// `restart = { initial_backoff_ms, max_backoff_ms, max_failures, window_secs }`: each backoff 1 ms
 /// to a day with the initial one at most the max, max_failures 1 to 1000, the window 1 s to a day.
-/// `connect_timeout_secs` and `request_timeout_secs` are 1 s to a day.
+/// `connect_timeout_secs` and `request_timeout_secs` are 1 s to a day, `max_concurrent_calls` 1 to
+/// a million.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawRestart {
@@ -171,7 +202,7 @@ struct RawRestart {
 }
 
 /// The keys of [`RawServer`], as written in files.
-const SERVER_KEYS: [&str; 19] = [
+const SERVER_KEYS: [&str; 20] = [
     "command",
     "args",
     "env",
@@ -191,6 +222,7 @@ const SERVER_KEYS: [&str; 19] = [
     "disabled",
     "health",
     "restart",
+    "max_concurrent_calls",
 ];
 
 #[derive(Deserialize)]
@@ -214,7 +246,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, String> {
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let (gateway, servers, discovery, sinks) = if is_json {
+    let (gateway, servers, discovery, sinks, events) = if is_json {
         let raw: RawJson =
             serde_json::from_str(text).map_err(|err| format!("invalid JSON: {err}"))?;
         let servers = raw
@@ -233,16 +265,30 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, String> {
             servers,
             RawDiscovery::default(),
             RawSinks::default(),
+            RawEvents::default(),
         )
     } else {
         let raw: RawToml = toml::from_str(text).map_err(|err| format!("invalid TOML: {err}"))?;
-        (raw.gateway, raw.servers, raw.discovery, raw.sinks)
+        (
+            raw.gateway,
+            raw.servers,
+            raw.discovery,
+            raw.sinks,
+            raw.events,
+        )
     };
+    let downstream = ranges::downstream(&gateway)?;
+    let events = ranges::event_buffers(&events)?;
+    ranges::check_count(
+        "gateway.max_body_bytes",
+        gateway.max_body_bytes,
+        &limits::BYTES,
+    )?;
     let base = path.parent().unwrap_or(Path::new("."));
     let servers = servers
         .into_iter()
         .map(|(name, raw)| {
-            check_ranges(&raw).map_err(|err| format!("servers.{name}.{err}"))?;
+            ranges::check_ranges(&raw).map_err(|err| format!("servers.{name}.{err}"))?;
             server(&name, raw, is_json, base).map_err(|err| format!("servers.{name}: {err}"))
         })
         .collect::<Result<_, _>>()?;
@@ -293,138 +339,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, String> {
             }),
             events_file: sinks.events_file.map(|file| base.join(file)),
         },
+        downstream,
+        max_body_bytes: gateway.max_body_bytes,
+        events,
     })
-}
-
-/// The unit a key's number is in.
-#[derive(Clone, Copy)]
-enum Unit {
-    Secs,
-    Millis,
-}
-
-impl Unit {
-    fn duration(self, value: u64) -> Duration {
-        match self {
-            Unit::Secs => Duration::from_secs(value),
-            Unit::Millis => Duration::from_millis(value),
-        }
-    }
-
-    /// `range` in this unit, its ends rounded inwards.
-    fn bounds(self, range: &RangeInclusive<Duration>) -> (u128, u128) {
-        let per_unit = match self {
-            Unit::Secs => 1_000_000,
-            Unit::Millis => 1_000,
-        };
-        (
-            range.start().as_micros().div_ceil(per_unit),
-            range.end().as_micros() / per_unit,
-        )
-    }
-}
-
-/// Checks every timing and count of a server against the ranges the library accepts
-/// ([`limits`]): the file refuses, naming the key, what the library's setters would clamp. A zero
-/// probe interval once panicked the server's supervisor.
-fn check_ranges(raw: &RawServer) -> Result<(), String> {
-    let health = raw.health.as_ref();
-    let restart = raw.restart.as_ref();
-    let durations = [
-        (
-            "connect_timeout_secs",
-            raw.connect_timeout_secs,
-            Unit::Secs,
-            limits::TIMEOUT,
-        ),
-        (
-            "request_timeout_secs",
-            raw.request_timeout_secs,
-            Unit::Secs,
-            limits::TIMEOUT,
-        ),
-        (
-            "health.interval_ms",
-            health.and_then(|h| h.interval_ms),
-            Unit::Millis,
-            limits::PROBE_INTERVAL,
-        ),
-        (
-            "health.timeout_ms",
-            health.and_then(|h| h.timeout_ms),
-            Unit::Millis,
-            limits::TIMEOUT,
-        ),
-        (
-            "restart.initial_backoff_ms",
-            restart.and_then(|r| r.initial_backoff_ms),
-            Unit::Millis,
-            limits::BACKOFF,
-        ),
-        (
-            "restart.max_backoff_ms",
-            restart.and_then(|r| r.max_backoff_ms),
-            Unit::Millis,
-            limits::BACKOFF,
-        ),
-        (
-            "restart.window_secs",
-            restart.and_then(|r| r.window_secs),
-            Unit::Secs,
-            limits::WINDOW,
-        ),
-    ];
-    for (key, value, unit, range) in durations {
-        if let Some(value) = value
-            && !range.contains(&unit.duration(value))
-        {
-            let (min, max) = unit.bounds(&range);
-            return Err(format!("{key}: {value} is outside {min}..={max}"));
-        }
-    }
-    let counts = [
-        (
-            "health.healthy_threshold",
-            health.and_then(|h| h.healthy_threshold),
-            limits::THRESHOLD,
-        ),
-        (
-            "health.unhealthy_threshold",
-            health.and_then(|h| h.unhealthy_threshold),
-            limits::THRESHOLD,
-        ),
-        (
-            "restart.max_failures",
-            restart.and_then(|r| r.max_failures),
-            limits::MAX_FAILURES,
-        ),
-    ];
-    for (key, value, range) in counts {
-        if let Some(value) = value
-            && !range.contains(&value)
-        {
-            return Err(format!(
-                "{key}: {value} is outside {}..={}",
-                range.start(),
-                range.end()
-            ));
-        }
-    }
-    let defaults = RestartPolicy::default();
-    let initial = restart
-        .and_then(|r| r.initial_backoff_ms)
-        .map_or(defaults.initial_backoff, Duration::from_millis);
-    let max = restart
-        .and_then(|r| r.max_backoff_ms)
-        .map_or(defaults.max_backoff, Duration::from_millis);
-    if max < initial {
-        return Err(format!(
-            "restart.max_backoff_ms: {} is below initial_backoff_ms ({})",
-            max.as_millis(),
-            initial.as_millis()
-        ));
-    }
-    Ok(())
 }
 
 fn server(name: &str, raw: RawServer, is_json: bool, base: &Path) -> Result<ServerSpec, String> {
@@ -531,6 +449,9 @@ fn server(name: &str, raw: RawServer, is_json: bool, base: &Path) -> Result<Serv
                 ),
         );
     }
+    if let Some(max) = raw.max_concurrent_calls {
+        spec = spec.with_max_concurrent_calls(max);
+    }
     let enabled = raw.enabled.unwrap_or(true) && !raw.disabled.unwrap_or(false);
     Ok(spec
         .with_allow_tools(raw.allow_tools)
@@ -538,5 +459,6 @@ fn server(name: &str, raw: RawServer, is_json: bool, base: &Path) -> Result<Serv
         .with_enabled(enabled))
 }
 
+mod ranges;
 #[cfg(test)]
 mod tests;

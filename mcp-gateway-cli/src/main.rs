@@ -129,14 +129,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// The config file's settings of the gateway's own surface: read at start, not reloaded.
+#[derive(Default)]
+struct Surface {
+    /// `gateway.listen`.
+    listen: Option<String>,
+    /// The downstream limits.
+    downstream: DownstreamConfig,
+    /// `gateway.max_body_bytes`.
+    max_body_bytes: Option<usize>,
+}
+
 /// Builds the gateway from a config file, or from the embedded default; nothing runs yet. Also
-/// returns the config's listen address.
+/// returns the config's settings of the gateway's surface.
 fn build_gateway(
     config: Option<&Path>,
     memory_file: Option<PathBuf>,
-) -> anyhow::Result<(Gateway, Option<String>)> {
+) -> anyhow::Result<(Gateway, Surface)> {
     let mut builder = Gateway::builder();
-    let (servers, naming, listen) = match config {
+    let (servers, naming, surface) = match config {
         Some(path) => {
             // Read once up front: a config that is wrong at start stops the gateway with the
             // error; later edits are reloaded by the source and a wrong one keeps the running set.
@@ -145,7 +156,13 @@ fn build_gateway(
             builder = builder.discovery(Arc::new(config_source::ConfigFileSource::watch(path)?));
             builder = with_discovery(builder, &config.discovery)?;
             builder = with_sinks(builder, &config.sinks)?;
-            (Vec::new(), config.naming, config.listen)
+            builder = builder.event_buffers(config.events);
+            let surface = Surface {
+                listen: config.listen,
+                downstream: config.downstream,
+                max_body_bytes: config.max_body_bytes,
+            };
+            (Vec::new(), config.naming, surface)
         }
         None => {
             let file = memory_file.unwrap_or_else(mcp_memory_server::default_memory_file);
@@ -159,14 +176,14 @@ fn build_gateway(
                 "memory",
                 InProcessServer::new("memory", move || memory.clone()),
             )?;
-            (vec![spec], Default::default(), None)
+            (vec![spec], Default::default(), Surface::default())
         }
     };
     builder = builder.naming(naming);
     for spec in servers {
         builder = builder.server(spec);
     }
-    Ok((builder.build(), listen))
+    Ok((builder.build(), surface))
 }
 
 /// Starts the gateway (every upstream's first connection attempt) and logs how each went.
@@ -190,8 +207,8 @@ async fn serve(
     token: Option<String>,
     memory_file: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let (gateway, config_listen) = build_gateway(config, memory_file)?;
-    let address = match (listen, config_listen) {
+    let (gateway, surface) = build_gateway(config, memory_file)?;
+    let address = match (listen, surface.listen) {
         (Some(address), _) => address,
         (None, Some(address)) => address
             .parse()
@@ -199,6 +216,9 @@ async fn serve(
         (None, None) => DEFAULT_LISTEN.parse()?,
     };
     let mut http = HttpConfig::default();
+    if let Some(max) = surface.max_body_bytes {
+        http = http.with_max_body_bytes(max);
+    }
     if !address.ip().is_loopback() {
         let Some(token) = &token else {
             bail!(
@@ -226,7 +246,7 @@ async fn serve(
         }
     };
     tracing::info!(address = %listener.local_addr()?, "serving MCP at http://{}/mcp", listener.local_addr()?);
-    let server = McpServer::new(gateway.clone(), DownstreamConfig::default());
+    let server = McpServer::new(gateway.clone(), surface.downstream);
     let served = mcp_gateway_http::serve(
         listener,
         mcp_gateway_http::router(server, http),
@@ -252,9 +272,9 @@ fn reserve(address: SocketAddr) -> std::io::Result<TcpSocket> {
 }
 
 async fn stdio(config: Option<&Path>, memory_file: Option<PathBuf>) -> anyhow::Result<()> {
-    let (gateway, _) = build_gateway(config, memory_file)?;
+    let (gateway, surface) = build_gateway(config, memory_file)?;
     start_gateway(&gateway).await;
-    let server: Arc<McpServer> = McpServer::new(gateway.clone(), DownstreamConfig::default());
+    let server: Arc<McpServer> = McpServer::new(gateway.clone(), surface.downstream);
     mcp_gateway_core::serve_stdio(
         server,
         tokio::io::stdin(),

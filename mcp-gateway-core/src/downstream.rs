@@ -23,19 +23,20 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
-use crate::error::{Error, error_chain};
 use crate::events::{GatewayEvent, LogSource};
 use crate::gateway::Gateway;
 use crate::jsonrpc::{self, Incoming, JsonRpcError, Message, Params};
 use crate::registry::Catalog;
+use crate::spec::limits;
 use crate::upstream::{
     ListKind, PROGRESS_CAPACITY, RequestOptions, SESSION_VERSION, SESSION_VERSIONS,
     STATELESS_VERSION,
 };
 use listeners::Listeners;
-pub use reply::Reply;
+pub use reply::{Reply, to_jsonrpc};
+use reply::{busy, internal};
 pub use session::{Session, new_session_id};
 use session::{SessionClient, log_rank};
 use session_table::{SessionTable, TableFull};
@@ -78,6 +79,14 @@ pub struct DownstreamConfig {
     pub session_idle_timeout: Duration,
     /// How long a client gets to answer a relayed sampling, elicitation or roots request.
     pub client_request_timeout: Duration,
+    /// Most requests (calls, reads, list pages, …) one session may have in flight at once; 256
+    /// by default. One more is answered at once with a JSON-RPC error naming this limit, never
+    /// queued. Stateless callers have no session; [`max_calls`](Self::max_calls) bounds them.
+    pub max_calls_per_session: usize,
+    /// Most requests in flight at once from all clients together, sessions and stateless
+    /// callers alike; 10,000 by default. One more is answered at once with a JSON-RPC error
+    /// naming this limit.
+    pub max_calls: usize,
 }
 
 impl Default for DownstreamConfig {
@@ -89,6 +98,8 @@ impl Default for DownstreamConfig {
             max_listeners: 10_000,
             session_idle_timeout: Duration::from_secs(30 * 60),
             client_request_timeout: Duration::from_secs(300),
+            max_calls_per_session: 256,
+            max_calls: 10_000,
         }
     }
 }
@@ -123,6 +134,20 @@ impl DownstreamConfig {
         self.session_idle_timeout = timeout;
         self
     }
+
+    /// Sets the cap on one session's requests in flight, clamped into [`limits::CALLS`] (1 to a
+    /// million).
+    pub fn with_max_calls_per_session(mut self, max: usize) -> Self {
+        self.max_calls_per_session = limits::clamp(max, &limits::CALLS);
+        self
+    }
+
+    /// Sets the cap on all clients' requests in flight, clamped into [`limits::CALLS`] (1 to a
+    /// million).
+    pub fn with_max_calls(mut self, max: usize) -> Self {
+        self.max_calls = limits::clamp(max, &limits::CALLS);
+        self
+    }
 }
 
 /// Who sent a message: a session-era session, or a stateless 2026-07-28 request.
@@ -142,6 +167,8 @@ pub struct McpServer {
     snapshots: Mutex<VecDeque<Arc<Catalog>>>,
     subscriptions: Subscriptions,
     listeners: Listeners,
+    /// One permit per request in flight, [`DownstreamConfig::max_calls`] in all.
+    calls: Semaphore,
     /// The most verbose log level sent to the upstreams so far (its rank): each session filters
     /// for itself, so upstreams must send what the most verbose session asked for.
     upstream_log_rank: Mutex<Option<usize>>,
@@ -155,6 +182,7 @@ impl McpServer {
             subscriptions: Subscriptions::new(gateway.clone()),
             sessions: SessionTable::new(config.max_sessions, config.max_sessions_per_peer),
             listeners: Listeners::new(config.max_listeners),
+            calls: Semaphore::new(config.max_calls),
             gateway,
             config,
             snapshots: Mutex::new(VecDeque::new()),
@@ -339,14 +367,21 @@ impl McpServer {
                     params.unwrap_or_else(|| Value::Object(Map::new())),
                     arguments,
                 );
+                let Ok(_permit) = self.calls.try_acquire() else {
+                    let max = self.config.max_calls;
+                    return Some(Reply::error(id, &busy("the gateway", max, "max_calls")));
+                };
                 let outcome = match caller {
                     Caller::Session(session) => {
-                        let cancel = session.begin(&id);
+                        let max = self.config.max_calls_per_session;
+                        let Some(call) = session.begin(&id, max) else {
+                            let refusal = busy("this session", max, "max_calls_per_session");
+                            return Some(Reply::error(id, &refusal));
+                        };
                         let outcome = tokio::select! {
                             outcome = self.request(caller, &method, params, stream) => Some(outcome),
-                            _ = cancel.cancelled() => None,
+                            _ = call.cancel.cancelled() => None,
                         };
-                        session.end(&id);
                         // A cancelled request gets no answer.
                         outcome?
                     }
@@ -669,38 +704,6 @@ fn server_info() -> Value {
 enum Answer {
     Built(Value),
     Text(String),
-}
-
-fn internal(message: impl Into<String>) -> JsonRpcError {
-    JsonRpcError::new(JsonRpcError::INTERNAL_ERROR, message)
-}
-
-/// The JSON-RPC error a client sees for an engine error: an upstream's own error verbatim, the
-/// spec's codes for unknown names, and internal errors that name the server and the cause.
-pub fn to_jsonrpc(error: &Error, stateless: bool) -> JsonRpcError {
-    match error {
-        Error::Upstream { error, .. } => error.clone(),
-        Error::UnknownTool(_) | Error::UnknownPrompt(_) => {
-            JsonRpcError::new(JsonRpcError::INVALID_PARAMS, error.to_string())
-        }
-        Error::UnknownResource(uri) => {
-            let code = if stateless {
-                JsonRpcError::INVALID_PARAMS
-            } else {
-                RESOURCE_NOT_FOUND
-            };
-            JsonRpcError {
-                code,
-                message: format!("resource not found: {uri}"),
-                data: Some(json!({ "uri": uri })),
-            }
-        }
-        other => JsonRpcError {
-            code: JsonRpcError::INTERNAL_ERROR,
-            message: error_chain(other),
-            data: other.server().map(|server| json!({ "server": server })),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -84,6 +84,17 @@ pub enum Error {
         /// Why it closed.
         reason: String,
     },
+    /// The server already has as many forwarded calls in flight as its spec allows
+    /// (`ServerSpec::max_concurrent_calls`); the call was not sent.
+    #[error(
+        "server `{server}` already has {limit} calls in flight, its max_concurrent_calls; try again later"
+    )]
+    Overloaded {
+        /// The server.
+        server: ServerId,
+        /// Its `max_concurrent_calls`.
+        limit: usize,
+    },
     /// The server exists but has no live connection.
     #[error("server `{server}` is not connected: {reason}")]
     NotConnected {
@@ -125,6 +136,7 @@ impl Error {
             | Error::Upstream { .. }
             | Error::Timeout { .. }
             | Error::Closed { .. }
+            | Error::Overloaded { .. }
             | Error::NotConnected { .. } => ErrorSide::Upstream,
             Error::UnknownServer(_)
             | Error::DuplicateServer(_)
@@ -145,6 +157,7 @@ impl Error {
             | Error::Upstream { server, .. }
             | Error::Timeout { server, .. }
             | Error::Closed { server, .. }
+            | Error::Overloaded { server, .. }
             | Error::NotConnected { server, .. } => Some(server),
             Error::DuplicateServer(server) => Some(server),
             _ => None,

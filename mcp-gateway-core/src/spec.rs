@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -166,54 +165,7 @@ pub enum ProtocolPreference {
     Stateless,
 }
 
-/// The ranges a spec's timings and counts must lie in. A zero interval or timeout, a zero
-/// threshold or a duration that overflows a clock would stop a supervisor or spin it, so
-/// [`ServerSpec::validate`] refuses values outside them (the gateway runs no server whose spec
-/// fails it), and the `with_*` setters clamp into them.
-pub mod limits {
-    use std::fmt;
-
-    use super::{Duration, RangeInclusive};
-
-    /// The longest any duration may be: a day. Longer ones are mistakes, and would overflow
-    /// the clock arithmetic of timers.
-    const DAY: Duration = Duration::from_secs(24 * 60 * 60);
-
-    /// Connect, request and health-probe deadlines.
-    pub const TIMEOUT: RangeInclusive<Duration> = Duration::from_millis(1)..=DAY;
-    /// Time between health probes: a shorter one would be a busy loop of probes.
-    pub const PROBE_INTERVAL: RangeInclusive<Duration> = Duration::from_millis(10)..=DAY;
-    /// Health thresholds: how many probes in a row change the status.
-    pub const THRESHOLD: RangeInclusive<u32> = 1..=1000;
-    /// Reconnect backoff, the first delay and the longest.
-    pub const BACKOFF: RangeInclusive<Duration> = Duration::from_millis(1)..=DAY;
-    /// Failures within the restart window before a server is given up.
-    pub const MAX_FAILURES: RangeInclusive<u32> = 1..=1000;
-    /// The window failures are counted in.
-    pub const WINDOW: RangeInclusive<Duration> = Duration::from_millis(1)..=DAY;
-
-    /// `value` moved into `range`.
-    pub(crate) fn clamp<T: Ord + Copy>(value: T, range: &RangeInclusive<T>) -> T {
-        value.clamp(*range.start(), *range.end())
-    }
-
-    /// An error naming `key` when `value` is outside `range`.
-    pub(crate) fn check<T: PartialOrd + fmt::Debug>(
-        key: &str,
-        value: T,
-        range: &RangeInclusive<T>,
-    ) -> Result<(), String> {
-        if range.contains(&value) {
-            Ok(())
-        } else {
-            Err(format!(
-                "{key} is {value:?}, outside {:?}..={:?}",
-                range.start(),
-                range.end()
-            ))
-        }
-    }
-}
+pub mod limits;
 
 /// How a server's health is probed while it is connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -381,6 +333,13 @@ pub struct ServerSpec {
     pub health: HealthConfig,
     /// Retrying lost and failed connections.
     pub restart: RestartPolicy,
+    /// Most forwarded calls (`tools/call`, `prompts/get`, `resources/read`,
+    /// `completion/complete`) in flight on this server at once; 1024 by default. One more fails
+    /// at once with [`Error::Overloaded`] naming the server and this limit, rather than queueing
+    /// without bound behind a slow server. The gateway's own requests (health probes, list
+    /// refreshes, subscriptions) are not counted, so a saturated server is not also reported
+    /// unhealthy.
+    pub max_concurrent_calls: usize,
 }
 
 impl ServerSpec {
@@ -399,6 +358,7 @@ impl ServerSpec {
             enabled: true,
             health: HealthConfig::default(),
             restart: RestartPolicy::default(),
+            max_concurrent_calls: 1024,
         }
     }
 
@@ -525,6 +485,13 @@ impl ServerSpec {
         self
     }
 
+    /// Sets the cap on forwarded calls in flight, clamped into [`limits::CALLS`] (1 to a
+    /// million).
+    pub fn with_max_concurrent_calls(mut self, max: usize) -> Self {
+        self.max_concurrent_calls = limits::clamp(max, &limits::CALLS);
+        self
+    }
+
     /// Enables or disables the server.
     pub fn with_enabled(mut self, enabled: bool) -> Self {
         self.enabled = enabled;
@@ -538,6 +505,13 @@ impl ServerSpec {
             .and_then(|()| limits::check("request_timeout", self.request_timeout, &limits::TIMEOUT))
             .and_then(|()| self.health.validate())
             .and_then(|()| self.restart.validate())
+            .and_then(|()| {
+                limits::check(
+                    "max_concurrent_calls",
+                    self.max_concurrent_calls,
+                    &limits::CALLS,
+                )
+            })
             .map_err(|problem| Error::InvalidSpec(format!("server `{}`: {problem}", self.id)))
     }
 

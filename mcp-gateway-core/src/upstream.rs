@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
@@ -229,6 +229,9 @@ struct Shared {
     lost: CancellationToken,
     owed: Owed,
     request_timeout: Duration,
+    /// One permit per forwarded call in flight, `max_calls` in all.
+    calls: Semaphore,
+    max_calls: usize,
 }
 
 impl Shared {
@@ -321,6 +324,8 @@ impl Upstream {
             lost: CancellationToken::new(),
             owed,
             request_timeout: spec.request_timeout,
+            calls: Semaphore::new(spec.max_concurrent_calls),
+            max_calls: spec.max_concurrent_calls,
         });
         let (signal_tx, signals) = mpsc::channel(SIGNAL_CAPACITY);
         tokio::spawn(dispatch::dispatch(shared.clone(), inbound, signal_tx));
@@ -379,12 +384,23 @@ impl Upstream {
 
     /// Sends a request and returns its result as the server wrote it, unparsed: for forwarding.
     /// Arguments the params hold as text are written into the request as they are.
+    ///
+    /// These are the clients' calls, so they count against the spec's `max_concurrent_calls`:
+    /// with that many in flight, the call fails at once with [`Error::Overloaded`]. Failing
+    /// fast rather than waiting for a permit keeps a slow server's backlog out of the gateway
+    /// and tells the client at once, which may retry or go elsewhere.
     pub async fn request_raw(
         &self,
         method: &str,
         params: Option<Params>,
         options: &RequestOptions,
     ) -> Result<Box<RawValue>, Error> {
+        let Ok(_permit) = self.shared.calls.try_acquire() else {
+            return Err(Error::Overloaded {
+                server: self.shared.server.clone(),
+                limit: self.shared.max_calls,
+            });
+        };
         request(&self.shared, method, params, options).await
     }
 

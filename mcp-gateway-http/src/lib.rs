@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use mcp_gateway_core::{JsonRpcError, McpServer, Secret, Session};
@@ -35,7 +37,9 @@ pub struct HttpConfig {
     pub allowed_hosts: Option<Vec<String>>,
     /// Bearer tokens that grant access; empty means no authentication (loopback only).
     pub bearer_tokens: Vec<Secret>,
-    /// Largest request body accepted.
+    /// Largest request body accepted; 4 MiB by default. A larger one is answered with HTTP 413
+    /// and a JSON-RPC error naming this limit, whether its `Content-Length` says so or it is
+    /// streamed past the limit.
     pub max_body_bytes: usize,
     /// Interval of SSE keep-alive comments.
     pub sse_keep_alive: Duration,
@@ -127,7 +131,27 @@ pub fn router(server: Arc<McpServer>, config: HttpConfig) -> Router {
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             state.config.max_body_bytes,
         ))
+        .layer(axum::middleware::map_response_with_state(
+            state.config.max_body_bytes,
+            body_too_large,
+        ))
         .with_state(state)
+}
+
+/// Gives the body limit's 413 a JSON-RPC error naming the limit, as every other refusal has,
+/// instead of the limit layer's plain text that a client's JSON parser would choke on.
+async fn body_too_large(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    response: Response,
+) -> Response {
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return response;
+    }
+    let message = format!(
+        "the request body is larger than the gateway's limit of {limit} bytes (max_body_bytes)"
+    );
+    let body = streamable::error_body(&Value::Null, JsonRpcError::INVALID_REQUEST, &message);
+    (StatusCode::PAYLOAD_TOO_LARGE, body).into_response()
 }
 
 /// How long [`serve`] waits for connections to close once its shutdown signal resolved: the

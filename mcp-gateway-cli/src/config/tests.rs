@@ -298,3 +298,128 @@ fn a_range_error_names_the_file_and_the_key() {
         "{err}"
     );
 }
+
+#[test]
+fn the_gateway_limits_and_event_buffers_are_set_in_their_tables() {
+    let config = parse(
+        "[gateway]\nmax_body_bytes = 1024\nmax_sessions = 7\nmax_listeners = 8\n\
+         max_sessions_per_peer = 6\nsession_idle_timeout_secs = 60\nmax_calls_per_session = 9\nmax_calls = 10\n\
+         [events]\nhistory = 11\nhistory_bytes = 2048\nsubscriber_capacity = 12\n\
+         [servers.memory]\ncommand = \"a\"\nmax_concurrent_calls = 13\n",
+        Path::new("g.toml"),
+    )
+    .expect("valid");
+    assert_eq!(config.max_body_bytes, Some(1024));
+    let downstream = &config.downstream;
+    assert_eq!(
+        (
+            downstream.max_sessions,
+            downstream.max_sessions_per_peer,
+            downstream.max_listeners,
+            downstream.session_idle_timeout,
+            downstream.max_calls_per_session,
+            downstream.max_calls,
+        ),
+        (7, 6, 8, Duration::from_secs(60), 9, 10)
+    );
+    assert_eq!(
+        (
+            config.events.history,
+            config.events.history_bytes,
+            config.events.subscriber_capacity
+        ),
+        (11, 2048, 12)
+    );
+    assert_eq!(config.servers[0].max_concurrent_calls, 13);
+
+    // Unset, each keeps the library's default.
+    let config = parse("", Path::new("g.toml")).expect("valid");
+    assert_eq!(config.max_body_bytes, None);
+    let defaults = DownstreamConfig::default();
+    assert_eq!(config.downstream.max_calls, defaults.max_calls);
+    assert_eq!(
+        config.events.history_bytes,
+        EventBusConfig::default().history_bytes
+    );
+}
+
+#[test]
+fn each_gateway_limit_is_range_checked_with_its_key() {
+    let cases = [
+        (
+            "[gateway]\nmax_body_bytes = 1023",
+            "gateway.max_body_bytes: 1023 is outside 1024..=1073741824",
+        ),
+        (
+            "[gateway]\nmax_body_bytes = 1073741825",
+            "gateway.max_body_bytes: ",
+        ),
+        (
+            "[gateway]\nmax_sessions = 0",
+            "gateway.max_sessions: 0 is outside 1..=1000000",
+        ),
+        (
+            "[gateway]\nmax_sessions_per_peer = 0",
+            "gateway.max_sessions_per_peer: 0 is outside 1..=1000000",
+        ),
+        (
+            "[gateway]\nmax_listeners = 1000001",
+            "gateway.max_listeners: ",
+        ),
+        (
+            "[gateway]\nsession_idle_timeout_secs = 0",
+            "gateway.session_idle_timeout_secs: 0 is outside 1..=86400",
+        ),
+        (
+            "[gateway]\nsession_idle_timeout_secs = 86401",
+            "gateway.session_idle_timeout_secs: ",
+        ),
+        (
+            "[gateway]\nmax_calls_per_session = 0",
+            "gateway.max_calls_per_session: 0 is outside 1..=1000000",
+        ),
+        ("[gateway]\nmax_calls = 1000001", "gateway.max_calls: "),
+        (
+            "[events]\nhistory = 0",
+            "events.history: 0 is outside 1..=1000000",
+        ),
+        ("[events]\nhistory_bytes = 1", "events.history_bytes: "),
+        (
+            "[events]\nsubscriber_capacity = 0",
+            "events.subscriber_capacity: ",
+        ),
+        (
+            "[servers.memory]\ncommand = \"a\"\nmax_concurrent_calls = 0",
+            "servers.memory.max_concurrent_calls: 0 is outside 1..=1000000",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = parse(text, Path::new("g.toml")).expect_err(text);
+        assert!(err.starts_with(expected), "{text}: {err}");
+    }
+    // The ends of each range are accepted.
+    for (low_or_high, text) in [
+        (
+            "low",
+            "[gateway]\nmax_body_bytes = 1024\nmax_sessions = 1\nmax_listeners = 1\n\
+             max_sessions_per_peer = 1\nsession_idle_timeout_secs = 1\nmax_calls_per_session = 1\nmax_calls = 1\n\
+             [events]\nhistory = 1\nhistory_bytes = 1024\nsubscriber_capacity = 1\n\
+             [servers.memory]\ncommand = \"a\"\nmax_concurrent_calls = 1\n",
+        ),
+        (
+            "high",
+            "[gateway]\nmax_body_bytes = 1073741824\nmax_sessions = 1000000\n\
+             max_listeners = 1000000\nmax_sessions_per_peer = 1000000\n\
+             session_idle_timeout_secs = 86400\n\
+             max_calls_per_session = 1000000\nmax_calls = 1000000\n\
+             [events]\nhistory = 1000000\nhistory_bytes = 1073741824\n\
+             subscriber_capacity = 1000000\n\
+             [servers.memory]\ncommand = \"a\"\nmax_concurrent_calls = 1000000\n",
+        ),
+    ] {
+        let config = parse(text, Path::new("g.toml")).expect(low_or_high);
+        config.servers[0]
+            .validate()
+            .expect("within the library's limits");
+    }
+}

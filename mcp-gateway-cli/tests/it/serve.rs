@@ -3,8 +3,8 @@
 use serde_json::json;
 
 use crate::support::{
-    Background, free_port, gateway_bin, inspector, names, peer, python_client, sibling_bin,
-    wait_for_port,
+    Background, DEADLINE, free_port, gateway_bin, inspector, names, peer, python_client,
+    sibling_bin, wait_for_port,
 };
 
 /// A config fronting server-everything and server-memory over stdio and the bundled memory
@@ -231,4 +231,67 @@ async fn a_taken_address_fails_before_any_upstream_starts() {
         !started.exists(),
         "an upstream was started for a gateway that could not listen"
     );
+}
+
+/// Sends one HTTP/1.1 POST to `/mcp` and returns the status code and the body.
+async fn post_raw(port: u16, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connected");
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("request written");
+    let mut response = String::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_string(&mut response))
+        .await
+        .expect("answered before the deadline")
+        .expect("response read");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The `[gateway]` limits of the config file reach the running gateway.
+#[tokio::test]
+async fn serve_applies_the_body_limit_of_the_config_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(&config, "[gateway]\nmax_body_bytes = 1024\n").expect("config written");
+    let port = free_port();
+    let gateway = Background::start(
+        gateway_bin(),
+        &[
+            "serve",
+            "--config",
+            &config.display().to_string(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ],
+        &[],
+    );
+    wait_for_port(port).await;
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping","pad":""#;
+    let within = format!("{ping}{}\"}}", " ".repeat(1024 - ping.len() - 2));
+    let (status, body) = post_raw(port, &within).await;
+    assert_ne!(status, 413, "{body}");
+    let beyond = format!("{ping}{}\"}}", " ".repeat(1025 - ping.len() - 2));
+    let (status, body) = post_raw(port, &beyond).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("max_body_bytes"), "{body}");
+    gateway.kill().await;
 }

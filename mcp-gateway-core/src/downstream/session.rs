@@ -35,6 +35,33 @@ pub(crate) fn log_rank(level: &str) -> Option<usize> {
 
 type ClientAnswer = oneshot::Sender<Result<Value, JsonRpcError>>;
 
+/// A session's requests in flight: how many, and the tokens that cancel them by id. The count is
+/// kept apart from the tokens because a client may reuse an id while a request with it is still
+/// in flight; the count must not be dodged that way.
+#[derive(Default)]
+struct InFlight {
+    count: usize,
+    tokens: HashMap<String, CancellationToken>,
+}
+
+/// One request of a session in flight, from [`Session::begin`]; dropping it (answered,
+/// cancelled, or the caller gone) ends the request's bookkeeping.
+pub(crate) struct Call<'a> {
+    session: &'a Session,
+    key: String,
+    /// Cancelled by `notifications/cancelled` or when the session closes.
+    pub(crate) cancel: CancellationToken,
+}
+
+impl Drop for Call<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut in_flight) = self.session.in_flight.lock() {
+            in_flight.count = in_flight.count.saturating_sub(1);
+            in_flight.tokens.remove(&self.key);
+        }
+    }
+}
+
 /// A session opened by `initialize`.
 pub struct Session {
     id: Arc<str>,
@@ -45,7 +72,7 @@ pub struct Session {
     log_level: Mutex<Option<usize>>,
     /// Streams for messages not tied to a request (GET streams, stdout); the first open one is used.
     streams: Mutex<Vec<mpsc::Sender<Value>>>,
-    in_flight: Mutex<HashMap<String, CancellationToken>>,
+    in_flight: Mutex<InFlight>,
     client_requests: Mutex<HashMap<u64, ClientAnswer>>,
     next_client_request: AtomicU64,
     subscriptions: Mutex<HashSet<String>>,
@@ -65,7 +92,7 @@ impl Session {
             client_capabilities,
             log_level: Mutex::new(None),
             streams: Mutex::new(Vec::new()),
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(InFlight::default()),
             client_requests: Mutex::new(HashMap::new()),
             next_client_request: AtomicU64::new(1),
             subscriptions: Mutex::new(HashSet::new()),
@@ -111,7 +138,7 @@ impl Session {
     /// session is never reaped or evicted.
     pub(crate) fn is_busy(&self) -> bool {
         self.has_streams()
-            || self.in_flight.lock().is_ok_and(|calls| !calls.is_empty())
+            || self.in_flight.lock().is_ok_and(|calls| calls.count > 0)
             || self
                 .client_requests
                 .lock()
@@ -142,19 +169,22 @@ impl Session {
             .unwrap_or_default()
     }
 
-    /// Registers a request in flight and returns the token that cancels it.
-    pub(crate) fn begin(&self, id: &Value) -> CancellationToken {
-        let token = CancellationToken::new();
-        if let Ok(mut in_flight) = self.in_flight.lock() {
-            in_flight.insert(request_key(id), token.clone());
+    /// Registers a request in flight, holding its cancellation token, unless `max` requests are
+    /// in flight already: then `None`, and the request must be refused.
+    pub(crate) fn begin(&self, id: &Value, max: usize) -> Option<Call<'_>> {
+        let mut in_flight = self.in_flight.lock().ok()?;
+        if in_flight.count >= max {
+            return None;
         }
-        token
-    }
-
-    pub(crate) fn end(&self, id: &Value) {
-        if let Ok(mut in_flight) = self.in_flight.lock() {
-            in_flight.remove(&request_key(id));
-        }
+        in_flight.count += 1;
+        let key = request_key(id);
+        let cancel = CancellationToken::new();
+        in_flight.tokens.insert(key.clone(), cancel.clone());
+        Some(Call {
+            session: self,
+            key,
+            cancel,
+        })
     }
 
     /// Cancels the request with this id (`notifications/cancelled`).
@@ -163,7 +193,7 @@ impl Session {
             .in_flight
             .lock()
             .ok()
-            .and_then(|mut in_flight| in_flight.remove(&request_key(id)));
+            .and_then(|mut in_flight| in_flight.tokens.remove(&request_key(id)));
         if let Some(token) = token {
             token.cancel();
         }
@@ -171,7 +201,7 @@ impl Session {
 
     pub(crate) fn cancel_all(&self) {
         if let Ok(mut in_flight) = self.in_flight.lock() {
-            for (_, token) in in_flight.drain() {
+            for (_, token) in in_flight.tokens.drain() {
                 token.cancel();
             }
         }

@@ -38,16 +38,20 @@ fn setters_clamp_into_the_limits() {
         .with_connect_timeout(Duration::ZERO)
         .with_request_timeout(Duration::MAX)
         .with_health(health)
-        .with_restart(restart);
+        .with_restart(restart)
+        .with_max_concurrent_calls(0);
     assert_eq!(spec.connect_timeout, Duration::from_millis(1));
     assert_eq!(spec.request_timeout, DAY);
+    assert_eq!(spec.max_concurrent_calls, 1);
+    let spec = spec.with_max_concurrent_calls(usize::MAX);
+    assert_eq!(spec.max_concurrent_calls, 1_000_000);
     spec.validate().expect("clamped values are valid");
 }
 
 #[test]
 fn validate_refuses_each_value_outside_its_range_and_names_it() {
     type Edit = fn(&mut ServerSpec);
-    let cases: [(&str, Edit); 12] = [
+    let cases: [(&str, Edit); 13] = [
         ("connect_timeout", |s| s.connect_timeout = Duration::ZERO),
         ("request_timeout", |s| s.request_timeout = DAY * 2),
         ("health.interval", |s| s.health.interval = Duration::ZERO),
@@ -71,6 +75,7 @@ fn validate_refuses_each_value_outside_its_range_and_names_it() {
         }),
         ("restart.max_failures", |s| s.restart.max_failures = 0),
         ("restart.window", |s| s.restart.window = Duration::ZERO),
+        ("max_concurrent_calls", |s| s.max_concurrent_calls = 0),
     ];
     spec().validate().expect("the defaults are valid");
     for (key, edit) in cases {

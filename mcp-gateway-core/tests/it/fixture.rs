@@ -15,6 +15,8 @@ use serde_json::{Map, Value, json};
 #[derive(Default)]
 pub struct FixtureState {
     late_tool: AtomicBool,
+    /// Calls of `wait_for_cancel` that have started.
+    pub waiting: AtomicUsize,
     pub cancellations: AtomicUsize,
 }
 
@@ -96,6 +98,7 @@ impl ServerHandler for Fixture {
             }
             "late" if self.state.late_tool.load(Ordering::SeqCst) => "late tool ran".to_owned(),
             "wait_for_cancel" => {
+                self.state.waiting.fetch_add(1, Ordering::SeqCst);
                 context.ct.cancelled().await;
                 self.state.cancellations.fetch_add(1, Ordering::SeqCst);
                 "cancelled".to_owned()

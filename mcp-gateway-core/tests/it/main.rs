@@ -9,6 +9,7 @@ mod fixture;
 mod hostile;
 mod http;
 mod in_process;
+mod limits;
 mod logs;
 mod python;
 mod sessions;

@@ -312,3 +312,52 @@ async fn malformed_bodies_get_a_parse_error() {
         (StatusCode::BAD_REQUEST, Some(-32700))
     );
 }
+
+/// A request body of exactly `size` bytes: an `initialize` padded with a string member.
+fn initialize_of_size(size: usize) -> String {
+    let head = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"},"pad":""#;
+    let tail = r#""}}"#;
+    format!("{head}{}{tail}", "x".repeat(size - head.len() - tail.len()))
+}
+
+#[tokio::test]
+async fn a_body_at_the_limit_passes_and_one_byte_more_is_413_with_a_json_error() {
+    let limit = 1024;
+    let router = mcp_gateway_http::router(
+        McpServer::new(Gateway::builder().build(), DownstreamConfig::default()),
+        HttpConfig::default().with_max_body_bytes(limit),
+    );
+    // With a Content-Length, and streamed without one: both are checked.
+    for declared in [true, false] {
+        for (size, expected) in [
+            (limit, StatusCode::OK),
+            (limit + 1, StatusCode::PAYLOAD_TOO_LARGE),
+        ] {
+            let body = initialize_of_size(size);
+            assert_eq!(body.len(), size);
+            let mut request = Request::post("/mcp")
+                .header("host", "127.0.0.1:4101")
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream");
+            if declared {
+                request = request.header("content-length", size);
+            }
+            let request = request.body(Body::from(body)).expect("request");
+            let (status, _, answer) = send(&router, request).await;
+            assert_eq!(
+                status, expected,
+                "{size} bytes, declared {declared}: {answer}"
+            );
+            if expected == StatusCode::OK {
+                assert!(answer["result"]["protocolVersion"].is_string(), "{answer}");
+            } else {
+                let message = answer["error"]["message"].as_str().unwrap_or_default();
+                assert!(
+                    message.contains("1024") && message.contains("max_body_bytes"),
+                    "{size} bytes, declared {declared}: {answer}"
+                );
+                assert_eq!(answer["jsonrpc"], "2.0", "{answer}");
+            }
+        }
+    }
+}
