@@ -7,8 +7,10 @@
 //! own requests, and tells sessions when the merged lists change. Transports (`mcp-gateway-http`'s
 //! Streamable HTTP and legacy SSE endpoints, [`serve_stdio`]) only move messages.
 
+mod config;
 mod listeners;
 mod paging;
+mod relay;
 mod reply;
 mod session;
 mod session_table;
@@ -18,23 +20,21 @@ mod subscriptions;
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::events::{GatewayEvent, LogSource};
 use crate::gateway::Gateway;
 use crate::jsonrpc::{self, Incoming, JsonRpcError, Message, Params};
 use crate::registry::Catalog;
-use crate::spec::limits;
 use crate::upstream::{
-    ListKind, PROGRESS_CAPACITY, RequestOptions, SESSION_VERSION, SESSION_VERSIONS,
-    STATELESS_VERSION,
+    PROGRESS_CAPACITY, RequestOptions, SESSION_VERSION, SESSION_VERSIONS, STATELESS_VERSION,
 };
+pub use config::DownstreamConfig;
 use listeners::Listeners;
+use relay::relay_events;
 pub use reply::{Reply, to_jsonrpc};
 use reply::{busy, internal};
 pub use session::{Session, new_session_id};
@@ -53,102 +53,6 @@ pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 pub const HEADER_MISMATCH: i64 = -32020;
 /// JSON-RPC code of the session era for an unknown resource.
 pub const RESOURCE_NOT_FOUND: i64 = -32002;
-
-/// The longest interval between two checks for idle sessions.
-const REAP_PERIOD: Duration = Duration::from_secs(30);
-
-/// Settings of the downstream side.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct DownstreamConfig {
-    /// Entries per page of a merged list.
-    pub page_size: usize,
-    /// Most sessions open at once. At the cap, `initialize` evicts the least recently used
-    /// session that is idle (no open stream, no call in flight); the evicted client's next
-    /// request gets "session not found" and it initializes again. Only when every session is
-    /// busy is `initialize` refused.
-    pub max_sessions: usize,
-    /// Most sessions open at once from one client address (HTTP clients; stdio has none). At
-    /// this cap `initialize` evicts that address's own least recently used idle session, never
-    /// another client's. Every client on the gateway's own host shares one loopback address.
-    pub max_sessions_per_peer: usize,
-    /// Most stateless `subscriptions/listen` streams open at once; beyond it a listen request is
-    /// answered with an error and its stream ends.
-    pub max_listeners: usize,
-    /// A session with no traffic and nothing open for this long is closed.
-    pub session_idle_timeout: Duration,
-    /// How long a client gets to answer a relayed sampling, elicitation or roots request.
-    pub client_request_timeout: Duration,
-    /// Most requests (calls, reads, list pages, …) one session may have in flight at once; 256
-    /// by default. One more is answered at once with a JSON-RPC error naming this limit, never
-    /// queued. Stateless callers have no session; [`max_calls`](Self::max_calls) bounds them.
-    pub max_calls_per_session: usize,
-    /// Most requests in flight at once from all clients together, sessions and stateless
-    /// callers alike; 10,000 by default. One more is answered at once with a JSON-RPC error
-    /// naming this limit.
-    pub max_calls: usize,
-}
-
-impl Default for DownstreamConfig {
-    fn default() -> Self {
-        Self {
-            page_size: 1000,
-            max_sessions: 10_000,
-            max_sessions_per_peer: 1_000,
-            max_listeners: 10_000,
-            session_idle_timeout: Duration::from_secs(30 * 60),
-            client_request_timeout: Duration::from_secs(300),
-            max_calls_per_session: 256,
-            max_calls: 10_000,
-        }
-    }
-}
-
-impl DownstreamConfig {
-    /// Sets the page size of merged lists.
-    pub fn with_page_size(mut self, page_size: usize) -> Self {
-        self.page_size = page_size.max(1);
-        self
-    }
-
-    /// Sets the session cap.
-    pub fn with_max_sessions(mut self, max_sessions: usize) -> Self {
-        self.max_sessions = max_sessions;
-        self
-    }
-
-    /// Sets the cap on sessions from one client address (at least one).
-    pub fn with_max_sessions_per_peer(mut self, max: usize) -> Self {
-        self.max_sessions_per_peer = max.max(1);
-        self
-    }
-
-    /// Sets the cap on stateless `subscriptions/listen` streams.
-    pub fn with_max_listeners(mut self, max_listeners: usize) -> Self {
-        self.max_listeners = max_listeners;
-        self
-    }
-
-    /// Sets the idle timeout of sessions.
-    pub fn with_session_idle_timeout(mut self, timeout: Duration) -> Self {
-        self.session_idle_timeout = timeout;
-        self
-    }
-
-    /// Sets the cap on one session's requests in flight, clamped into [`limits::CALLS`] (1 to a
-    /// million).
-    pub fn with_max_calls_per_session(mut self, max: usize) -> Self {
-        self.max_calls_per_session = limits::clamp(max, &limits::CALLS);
-        self
-    }
-
-    /// Sets the cap on all clients' requests in flight, clamped into [`limits::CALLS`] (1 to a
-    /// million).
-    pub fn with_max_calls(mut self, max: usize) -> Self {
-        self.max_calls = limits::clamp(max, &limits::CALLS);
-        self
-    }
-}
 
 /// Who sent a message: a session-era session, or a stateless 2026-07-28 request.
 #[derive(Clone)]
@@ -589,98 +493,6 @@ impl McpServer {
             });
         futures::future::join_all(updates).await;
         Ok(json!({}))
-    }
-
-    /// Turns one gateway event into notifications for the sessions that want it.
-    fn relay(&self, event: &GatewayEvent) {
-        match event {
-            GatewayEvent::ListChanged { kind, .. } => {
-                let method = match kind {
-                    ListKind::Tools => "notifications/tools/list_changed",
-                    ListKind::Resources => "notifications/resources/list_changed",
-                    ListKind::Prompts => "notifications/prompts/list_changed",
-                };
-                for session in self.sessions.all() {
-                    session.notify(jsonrpc::notification(method, None));
-                }
-                let key = match kind {
-                    ListKind::Tools => "toolsListChanged",
-                    ListKind::Resources => "resourcesListChanged",
-                    ListKind::Prompts => "promptsListChanged",
-                };
-                self.listeners.notify(key, method);
-            }
-            GatewayEvent::ResourceUpdated { uri, .. } => {
-                for id in self.subscriptions.sessions(uri) {
-                    if let Some(session) = self.sessions.get(&id) {
-                        session.notify(jsonrpc::notification(
-                            "notifications/resources/updated",
-                            Some(json!({ "uri": uri })),
-                        ));
-                    }
-                }
-            }
-            GatewayEvent::UpstreamLog {
-                server,
-                source: LogSource::Notification,
-                level,
-                logger,
-                message,
-                session: None,
-            } => {
-                let logger = match logger {
-                    Some(logger) => format!("{server}/{logger}"),
-                    None => server.to_string(),
-                };
-                let params = json!({ "level": level, "logger": logger, "data": message });
-                for session in self.sessions.all() {
-                    if session.wants_log(level) {
-                        session.notify(jsonrpc::notification(
-                            "notifications/message",
-                            Some(params.clone()),
-                        ));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Closes sessions idle for longer than the configured timeout. Never waits on an upstream:
-    /// this runs in the notification relay.
-    fn close_idle_sessions(&self) {
-        let timeout = self.config.session_idle_timeout;
-        for session in self.sessions.all() {
-            if session.idle_for() > timeout
-                && !session.is_busy()
-                && let Some(session) = self.sessions.remove(session.id())
-            {
-                tracing::debug!(session = %session.id(), "closing idle session");
-                self.discard_session(&session);
-            }
-        }
-    }
-}
-
-/// Relays gateway events to sessions and reaps idle sessions, until the server is dropped.
-/// Sessions are checked every half idle timeout (at most every 30 s), so a session is reaped
-/// within one and a half timeouts of its last use.
-async fn relay_events(server: Weak<McpServer>, mut events: crate::events::EventSubscription) {
-    let period = server.upgrade().map_or(REAP_PERIOD, |server| {
-        (server.config.session_idle_timeout / 2).clamp(Duration::from_millis(10), REAP_PERIOD)
-    });
-    let mut reaper = tokio::time::interval(period);
-    loop {
-        tokio::select! {
-            event = events.recv() => {
-                let (Some(event), Some(server)) = (event, server.upgrade()) else { return };
-                server.relay(&event.event);
-            }
-            _ = reaper.tick() => {
-                let Some(server) = server.upgrade() else { return };
-                server.close_idle_sessions();
-            }
-        }
     }
 }
 
