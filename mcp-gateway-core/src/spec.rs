@@ -65,7 +65,7 @@ impl serde::Serialize for ServerId {
     }
 }
 
-/// A value that must never be printed: `Debug` and `Display` show `***`.
+/// A value that must never be printed: `Debug` shows `***`, and there is no `Display`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
