@@ -64,7 +64,7 @@ impl serde::Serialize for ServerId {
     }
 }
 
-/// A value that must never be printed: `Debug` and `Display` show `***`.
+/// A value that must never be printed: `Debug` shows `***`, and there is no `Display`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -126,7 +126,8 @@ pub struct StdioSpec {
     pub command: String,
     /// Its arguments.
     pub args: Vec<String>,
-    /// Extra environment variables (values are secrets).
+    /// Extra environment variables (values are secrets), set on top of the gateway's own
+    /// environment, which the child inherits without `MCP_GATEWAY_TOKEN` and `MCP_MEMORY_TOKEN`.
     pub env: BTreeMap<String, Secret>,
     /// The working directory; the gateway's own when `None`.
     pub cwd: Option<PathBuf>,

@@ -3,6 +3,7 @@
 //! in front of server-everything and server-memory (stdio) and the bundled memory server (HTTP);
 //! and the official conformance suite runs against `serve` with the conformance fixture behind it.
 
+mod child_env;
 mod conformance;
 mod orphans;
 mod serve;

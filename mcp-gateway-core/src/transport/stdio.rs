@@ -6,6 +6,9 @@
 //! that an `npx` wrapper started with it. On Linux the child is also started through
 //! `setpriv --pdeathsig KILL`, so the kernel kills it if the gateway itself is killed with
 //! SIGKILL and never gets to clean up.
+//!
+//! A child inherits the gateway's environment (an `npx` needs `PATH` and `HOME`) except the
+//! gateway's own secrets, [`WITHHELD_ENV`]; the spec's `env` is set on top.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -36,6 +39,11 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// log line an upstream sends, whichever way it comes.
 const MAX_STDERR_LINE: usize = crate::events::MAX_LOG_MESSAGE;
 
+/// Variables the gateway holds for itself and never lets a child inherit: the token its clients
+/// present and the bundled memory server's. An upstream is a peer, not part of the gateway; a
+/// spec's `env` may still set one of them on purpose.
+const WITHHELD_ENV: [&str; 2] = ["MCP_GATEWAY_TOKEN", "MCP_MEMORY_TOKEN"];
+
 /// Starts the child and the tasks that read its output and wait for its exit.
 pub(crate) fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Error> {
     let spawn_error = |source| Error::Spawn {
@@ -55,6 +63,9 @@ pub(crate) fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Err
         }
         None => Command::new(&program),
     };
+    for key in WITHHELD_ENV {
+        command.env_remove(key);
+    }
     command
         .args(&spec.args)
         .envs(spec.env.iter().map(|(key, value)| (key, value.expose())))
