@@ -230,11 +230,14 @@ impl HealthConfig {
     }
 }
 
-/// How a lost or failed connection is retried.
+/// How a lost or failed connection is retried: the first retry at once, since a crashed child
+/// or a restarted server is usually back by then, and from the second consecutive failure after
+/// `initial_backoff`, doubled each time up to `max_backoff`, with jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RestartPolicy {
-    /// Delay before the first retry; doubled on each further one.
+    /// Delay before the second retry; doubled on each further one. Short, so that a server that
+    /// is listening again is found within about this much.
     pub initial_backoff: Duration,
     /// Longest delay between retries.
     pub max_backoff: Duration,
@@ -247,9 +250,12 @@ pub struct RestartPolicy {
 impl Default for RestartPolicy {
     fn default() -> Self {
         Self {
-            initial_backoff: Duration::from_millis(500),
+            initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(30),
-            max_failures: 5,
+            // With retries at 0, 50, 100, 200 ms … a server that stays unreachable is given up
+            // after about 25 s of them (five failures, as before the short first delays, would
+            // have given up after under a second).
+            max_failures: 10,
             window: Duration::from_secs(60),
         }
     }
@@ -294,10 +300,14 @@ impl RestartPolicy {
         limits::check("restart.window", self.window, &limits::WINDOW)
     }
 
-    /// The delay before retry number `attempt` (1-based), with ±20 % jitter so that many servers
-    /// lost at once do not retry in step.
+    /// The delay before retry number `attempt` (1-based, counting consecutive failures): none
+    /// for the first, then `initial_backoff` doubled per further failure up to `max_backoff`,
+    /// with ±20 % jitter so that many servers lost at once do not retry in step.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let doublings = attempt.saturating_sub(1).min(20);
+        if attempt <= 1 {
+            return Duration::ZERO;
+        }
+        let doublings = (attempt - 2).min(20);
         let base = self
             .initial_backoff
             .saturating_mul(1 << doublings)

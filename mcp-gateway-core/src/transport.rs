@@ -33,6 +33,9 @@ pub(crate) enum TransportEvent {
     Garbage(String),
     /// A line the child process wrote to stderr.
     Stderr(String),
+    /// No message can arrive any more (a child closed its stdout), so calls in flight can never
+    /// be answered; `Closed` follows once the connection is gone.
+    InputEnded(String),
     /// The connection is gone and will deliver nothing more.
     Closed(String),
 }

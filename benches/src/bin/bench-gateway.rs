@@ -43,7 +43,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use benches::client::{Endpoint, Era, McpClient};
+use benches::client::{Endpoint, Era, McpClient, wait_ready};
+use benches::process::child_pids;
 use benches::stats::{CpuPerCall, Report, median};
 use clap::Parser;
 use serde::Serialize;
@@ -55,8 +56,6 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long a child may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Pause between readiness polls.
-const POLL: Duration = Duration::from_millis(2);
 
 /// Runs the gateway benchmarks and prints ratios to direct.
 #[derive(Parser)]
@@ -378,7 +377,7 @@ async fn start_fixture(bin: &Binaries, work: &Path) -> Result<Server, BoxError> 
         .strip_prefix("listening on ")
         .ok_or_else(|| format!("unexpected fixture output: {line}"))?
         .to_owned();
-    wait_ready(&url, 2).await?;
+    wait_ready(&url, 2, READY_TIMEOUT).await?;
     Ok(Server {
         process,
         url,
@@ -409,7 +408,7 @@ async fn start_gateway(
         .kill_on_drop(true)
         .spawn()?;
     let url = format!("http://{listen}/mcp");
-    wait_ready(&url, tools)
+    wait_ready(&url, tools, READY_TIMEOUT)
         .await
         .map_err(|err| format!("{name}: {err} (log: {})", work.join(name).display()))?;
     Ok(Server {
@@ -421,25 +420,6 @@ async fn start_gateway(
 
 fn log_file(work: &Path, name: &str) -> Result<std::fs::File, BoxError> {
     Ok(std::fs::File::create(work.join(name))?)
-}
-
-/// Polls `tools/list` (stateless, one POST) until it lists `tools` tools.
-async fn wait_ready(url: &str, tools: usize) -> Result<(), BoxError> {
-    let endpoint = Endpoint::parse(url)?;
-    let deadline = Instant::now() + READY_TIMEOUT;
-    let mut last_error = String::from("never answered");
-    while Instant::now() < deadline {
-        match McpClient::connect(endpoint.clone(), Era::Stateless).await {
-            Ok(mut client) => match client.list_tools().await {
-                Ok(names) if names.len() >= tools => return Ok(()),
-                Ok(names) => last_error = format!("lists only {names:?}"),
-                Err(err) => last_error = err.to_string(),
-            },
-            Err(err) => last_error = err.to_string(),
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    Err(format!("{url} not ready after {READY_TIMEOUT:?}: {last_error}").into())
 }
 
 /// Runs one `loadgen` against `target` (`--url URL` or `--stdio COMMAND`, and `--cpu-pid`s).
@@ -587,22 +567,6 @@ async fn settle() {
 fn cpu_pid_args(name: &str, pid: Option<u32>) -> Vec<String> {
     pid.map(|pid| vec!["--cpu-pid".to_owned(), format!("{name}={pid}")])
         .unwrap_or_default()
-}
-
-/// The child processes of `pid` (of any of its threads), from `/proc`.
-fn child_pids(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
-        .flat_map(|children| {
-            children
-                .split_whitespace()
-                .filter_map(|child| child.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
 }
 
 /// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`).

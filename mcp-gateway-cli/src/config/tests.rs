@@ -226,9 +226,9 @@ fn every_timing_and_count_is_range_checked_with_its_key() {
             "restart = { initial_backoff_ms = 2000, max_backoff_ms = 1000 }",
             "restart.max_backoff_ms",
         ),
-        // Below the default initial backoff (500 ms).
+        // Below the default initial backoff (50 ms).
         (
-            "restart = { max_backoff_ms = 100 }",
+            "restart = { max_backoff_ms = 10 }",
             "restart.max_backoff_ms",
         ),
         ("restart = { max_failures = 0 }", "restart.max_failures"),

@@ -49,6 +49,31 @@ fn setters_clamp_into_the_limits() {
 }
 
 #[test]
+fn the_first_retry_goes_at_once_and_later_ones_back_off_with_jitter() {
+    let restart = RestartPolicy::default()
+        .with_backoff(Duration::from_millis(100), Duration::from_millis(1000));
+    for _ in 0..100 {
+        assert_eq!(restart.backoff(1), Duration::ZERO);
+        // From the second consecutive failure: the initial delay, doubled each time, ±20 %.
+        for (attempt, base) in [
+            (2, 100),
+            (3, 200),
+            (4, 400),
+            (5, 800),
+            (6, 1000),
+            (30, 1000),
+        ] {
+            let delay = restart.backoff(attempt).as_secs_f64() * 1e3;
+            let (low, high) = (f64::from(base) * 0.8, f64::from(base) * 1.2);
+            assert!(
+                (low..=high).contains(&delay),
+                "retry {attempt}: {delay} ms outside {low}..={high}"
+            );
+        }
+    }
+}
+
+#[test]
 fn validate_refuses_each_value_outside_its_range_and_names_it() {
     type Edit = fn(&mut ServerSpec);
     let cases: [(&str, Edit); 13] = [

@@ -94,7 +94,19 @@ pub(crate) fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Err
     };
 
     let (events, inbound) = mpsc::channel(INBOUND_CAPACITY);
-    let stdout_task = tokio::spawn(read_lines(stdout, events.clone()));
+    let (output_ended, output_closed) = oneshot::channel::<()>();
+    let stdout_events = events.clone();
+    let stdout_task = tokio::spawn(async move {
+        let read_error = read_lines(stdout, stdout_events.clone()).await;
+        // Once stdout is closed no answer can arrive: say so at once, so that the calls in
+        // flight fail now rather than once the process is reaped.
+        let reason = read_error
+            .clone()
+            .unwrap_or_else(|| "the process closed its output".to_owned());
+        let _ = stdout_events.send(TransportEvent::InputEnded(reason)).await;
+        let _ = output_ended.send(());
+        read_error
+    });
     let stderr_events = events.clone();
     tokio::spawn(async move {
         // Whatever the bytes, a line is logged: only a failing pipe ends this reader.
@@ -115,7 +127,15 @@ pub(crate) fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Err
     });
     let (kill, killed) = oneshot::channel();
     let exited = tokio::spawn(async move {
-        let status = wait_or_kill(&mut child, group, killed).await;
+        // A child whose output is closed can answer nothing more: it is stopped like one whose
+        // connection is closed.
+        let stop = async {
+            tokio::select! {
+                _ = killed => {}
+                _ = output_closed => {}
+            }
+        };
+        let status = wait_or_kill(&mut child, group, stop).await;
         // Whatever the child left behind in its group (an npx wrapper's node) goes with it.
         if let Some(group) = group {
             let _ = killpg(group, Signal::SIGKILL);
@@ -143,17 +163,17 @@ pub(crate) fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Err
     })
 }
 
-/// Waits for the child to exit, or, once asked to stop (its stdin is closed by then), does what
-/// the MCP stdio transport prescribes: give it a moment to exit, then SIGTERM, then SIGKILL —
-/// to the whole process group.
+/// Waits for the child to exit, or, once `stop` resolves (its stdin or its stdout is closed by
+/// then), does what the MCP stdio transport prescribes: give it a moment to exit, then SIGTERM,
+/// then SIGKILL — to the whole process group.
 async fn wait_or_kill(
     child: &mut Child,
     group: Option<Pid>,
-    killed: oneshot::Receiver<()>,
+    stop: impl Future<Output = ()>,
 ) -> std::io::Result<std::process::ExitStatus> {
     tokio::select! {
         status = child.wait() => status,
-        _ = killed => {
+        () = stop => {
             if let Ok(status) = tokio::time::timeout(STDIN_GRACE, child.wait()).await {
                 return status;
             }

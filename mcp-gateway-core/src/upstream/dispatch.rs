@@ -54,6 +54,9 @@ pub(super) async fn dispatch(
                 raise(Signal::ProtocolViolation(format!("not JSON: {text}")));
             }
             TransportEvent::Stderr(line) => raise(Signal::Stderr(line)),
+            // Fail the calls now rather than when the process is reaped; read on for its last
+            // stderr lines and its exit.
+            TransportEvent::InputEnded(reason) => shared.fail_all(&reason),
             TransportEvent::Closed(reason) => break reason,
         }
     };

@@ -1,4 +1,5 @@
-//! Supervision with real processes: a killed child is restarted, a restarted HTTP server gets a
+//! Supervision with real processes: a killed child is restarted (the first retry at once, with
+//! no backoff), a call fails as soon as its child closes its output, a restarted HTTP server gets a
 //! new session, a hanging server is judged unhealthy without blocking others, a crash loop ends
 //! in `failed` with an alert, no child outlives the gateway, and none dies with a thread. A
 //! supervisor that panics ends in `failed` with an alert too, and a spec that would make it panic
@@ -152,11 +153,13 @@ async fn an_http_server_restarted_on_the_same_port_gets_a_new_session() {
         matches!(err, Error::NotConnected { .. }),
         "fails fast while down: {err:?}"
     );
-    let snapshot = gateway.server("remote").expect("listed");
-    assert!(
-        snapshot.next_attempt_ms.is_some(),
-        "the next attempt is visible: {snapshot:?}"
-    );
+    // The first retry went at once and failed; the next ones wait, and say when they will go.
+    eventually("the next attempt visible", || {
+        gateway
+            .server("remote")
+            .is_some_and(|snapshot| snapshot.next_attempt_ms.is_some())
+    })
+    .await;
 
     let _again = PeerProcess::start(&everything, &["streamableHttp"], port).await;
     next_matching(&mut events, "healthy on the new server", |e| {
@@ -406,5 +409,130 @@ async fn a_spec_with_a_zero_interval_is_refused_not_run() {
     gateway.add_server(clamped).await.expect("runs");
     eventually("three probes", || probes.0.load(Ordering::Relaxed) >= 3).await;
     assert_eq!(status_of(&gateway, "clamped"), Some(ServerStatus::Healthy));
+    gateway.shutdown().await;
+}
+
+/// The first reconnect after a lost connection goes at once: a backoff long enough to be seen
+/// (a minute) applies only from the second consecutive failure, so the retry announced after a
+/// killed child has no delay and the server answers again without waiting for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_reconnect_after_a_lost_connection_goes_at_once() {
+    let marker = format!("gw-first-retry-{}", std::process::id());
+    let script = repo_root().join("mcp-gateway-core/tests/fixtures/misbehaving_server.py");
+    let spec = ServerSpec::stdio("pong", "python3", [script.display().to_string()])
+        .expect("valid spec")
+        .with_protocol(ProtocolPreference::Session)
+        .with_env("GW_TEST_MARKER", marker.clone())
+        .with_restart(
+            RestartPolicy::default().with_backoff(Duration::from_secs(60), Duration::from_secs(60)),
+        );
+    let gateway = Gateway::builder().server(spec).build();
+    let mut events = gateway.subscribe();
+    gateway.start().await;
+    let pids = processes_with_env(&marker);
+    assert_eq!(pids.len(), 1, "one child: {pids:?}");
+
+    std::process::Command::new("kill")
+        .args(["-9", &pids[0].to_string()])
+        .status()
+        .expect("kill runs");
+    let scheduled = next_matching(&mut events, "the first retry", |e| {
+        matches!(e, GatewayEvent::ReconnectScheduled { .. })
+    })
+    .await;
+    let GatewayEvent::ReconnectScheduled {
+        attempt, delay_ms, ..
+    } = scheduled
+    else {
+        unreachable!("filtered above")
+    };
+    assert_eq!(attempt, 1);
+    assert_eq!(delay_ms, 0, "the first retry waits for no backoff");
+    next_matching(&mut events, "healthy again", |e| {
+        matches!(
+            e,
+            GatewayEvent::StatusChanged {
+                to: ServerStatus::Healthy,
+                ..
+            }
+        )
+    })
+    .await;
+    let pong = gateway
+        .call_tool("pong__pong", json!({}))
+        .await
+        .expect("calls succeed again");
+    assert_eq!(first_text(&pong), "pong");
+    gateway.shutdown().await;
+}
+
+/// A stdio server that closes its stdout on its first call and lives on: no answer can arrive
+/// once its output is closed, whatever the process does next.
+const CLOSES_ITS_OUTPUT: &str = r#"
+import json, os, sys, time
+for line in sys.stdin:
+    request = json.loads(line)
+    method, rid = request.get("method"), request.get("id")
+    if rid is None:
+        continue
+    if method == "initialize":
+        result = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+                  "serverInfo": {"name": "mute", "version": "0"}}
+    elif method == "tools/list":
+        result = {"tools": [{"name": "go", "inputSchema": {"type": "object"}}]}
+    elif method == "tools/call":
+        os.close(1)
+        time.sleep(120)
+    else:
+        result = {}
+    sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": rid, "result": result}) + "\n")
+    sys.stdout.flush()
+"#;
+
+/// A call in flight fails as soon as its stdio server closes its output, not when the process
+/// exits or the call times out; the server is then stopped and started again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_fails_once_its_stdio_server_closes_its_output() {
+    let marker = format!("gw-mute-{}", std::process::id());
+    let spec = ServerSpec::stdio("mute", "python3", ["-c", CLOSES_ITS_OUTPUT])
+        .expect("valid spec")
+        .with_protocol(ProtocolPreference::Session)
+        .with_request_timeout(Duration::from_secs(120))
+        .with_env("GW_TEST_MARKER", marker.clone());
+    let gateway = Gateway::builder().server(spec).build();
+    let mut events = gateway.subscribe();
+    gateway.start().await;
+    let first = processes_with_env(&marker);
+    assert_eq!(first.len(), 1, "one child: {first:?}");
+
+    // The process lives two minutes and the call may take as long: only the closed output can
+    // end the call before this deadline.
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(10),
+        gateway.call_tool("mute__go", json!({})),
+    )
+    .await
+    .expect("the call fails instead of waiting for the process to exit");
+    match outcome {
+        Err(Error::Closed { reason, .. }) => {
+            assert!(reason.contains("closed its output"), "{reason}")
+        }
+        other => panic!("expected a closed-connection error, got {other:?}"),
+    }
+    next_matching(&mut events, "reconnecting", |e| {
+        matches!(
+            e,
+            GatewayEvent::StatusChanged {
+                to: ServerStatus::Reconnecting,
+                ..
+            }
+        )
+    })
+    .await;
+    eventually("the mute child replaced", || {
+        let now = processes_with_env(&marker);
+        now.len() == 1 && now != first
+    })
+    .await;
     gateway.shutdown().await;
 }
