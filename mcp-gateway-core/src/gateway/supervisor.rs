@@ -1,8 +1,9 @@
 //! Supervision of one server, as a task per server: connect, watch the connection's signals and
 //! probe its health, and when it is lost (a crashed child, a restarted HTTP server, a server that
 //! stopped answering) reconnect: at once, then, if that fails too, with exponential backoff and
-//! jitter (see [`RestartPolicy::backoff`](crate::spec::RestartPolicy::backoff)). More failures than the
-//! restart policy allows within its window end in `failed` with an alert, never a crash loop.
+//! jitter (see [`RestartPolicy::backoff`](crate::spec::RestartPolicy::backoff)). More failures
+//! than the restart policy allows within its window end in `failed` with an alert, never a crash
+//! loop.
 //! A spec outside [`limits`](crate::spec::limits) is refused the same way, and a supervisor that
 //! panics (in an embedder's probe, say) is caught and ends there too, never as a silent dead task.
 //! Every status change is one event with its reason.
