@@ -217,7 +217,7 @@ impl Gateway {
         let (items, templates) = match fetched {
             Ok(fetched) => fetched,
             Err(err) => {
-                tracing::warn!(server = %server, ?kind, error = %error_chain(&err), "list refresh failed");
+                tracing::warn!(server = %server, ?kind, error = ?error_chain(&err), "list refresh failed");
                 return;
             }
         };

@@ -260,7 +260,7 @@ impl Shared {
     /// Gives the connection up: its calls fail with `reason` and the dispatcher stops, which
     /// reports it closed.
     fn declare_lost(&self, reason: String) {
-        tracing::warn!(server = %self.server, %reason, "connection given up");
+        tracing::warn!(server = %self.server, reason = ?reason, "connection given up");
         self.fail_all(&reason);
         self.lost.cancel();
     }

@@ -65,7 +65,7 @@ impl Gateway {
                 "its watch panicked ({}); changes are no longer followed",
                 panic_message(panic.as_ref())
             );
-            tracing::error!(source = %source.name(), %error, "discovery watch died");
+            tracing::error!(source = %source.name(), error = ?error, "discovery watch died");
             self.inner.events.emit(GatewayEvent::DiscoveryFailed {
                 source: source.name().to_owned(),
                 error,
@@ -80,7 +80,7 @@ impl Gateway {
         let specs = match discover(source.as_ref()).await {
             Ok(specs) => specs,
             Err(error) => {
-                tracing::warn!(source = %name, %error, "discovery failed; keeping the current set");
+                tracing::warn!(source = %name, error = ?error, "discovery failed; keeping the current set");
                 self.inner.events.emit(GatewayEvent::DiscoveryFailed {
                     source: name,
                     error,
@@ -174,7 +174,7 @@ impl Gateway {
             _ => return,
         };
         if let Err(err) = launched {
-            tracing::debug!(server = %id, error = %error_chain(&err), "handed-over server did not connect");
+            tracing::debug!(server = %id, error = ?error_chain(&err), "handed-over server did not connect");
         }
         self.inner.events.emit(GatewayEvent::DiscoveryApplied {
             source: name,

@@ -119,7 +119,7 @@ impl Gateway {
         panic: Box<dyn Any + Send>,
     ) {
         let reason = format!("its supervisor panicked: {}", panic_message(panic.as_ref()));
-        tracing::error!(server = %slot.spec.id, %reason, "supervisor died");
+        tracing::error!(server = %slot.spec.id, reason = ?reason, "supervisor died");
         let upstream = slot.state().upstream.take();
         if let Some(upstream) = upstream {
             upstream.close().await;
@@ -157,7 +157,7 @@ impl Gateway {
     fn raise(&self, slot: &Slot, kind: AlertKind, message: String) {
         let fresh = slot.state().alerts.insert(kind);
         if fresh {
-            tracing::warn!(server = %slot.spec.id, ?kind, %message, "alert raised");
+            tracing::warn!(server = %slot.spec.id, ?kind, message = ?message, "alert raised");
             self.inner.events.emit(GatewayEvent::AlertRaised {
                 server: slot.spec.id.clone(),
                 kind,
@@ -341,7 +341,7 @@ impl Gateway {
                 session: None,
             },
             Signal::ProtocolViolation(detail) => {
-                tracing::warn!(server = %server, detail = %detail, "upstream protocol violation");
+                tracing::warn!(server = %server, detail = ?detail, "upstream protocol violation");
                 GatewayEvent::ProtocolViolation { server, detail }
             }
         };
