@@ -128,7 +128,7 @@ pub(crate) fn quote(line: &[u8]) -> String {
 
 /// One frame of a newline-delimited stream.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Line {
+pub enum Line {
     /// A line, without its `\n` (or `\r\n`), as raw bytes: whether it is text is the reader's
     /// concern.
     Complete(BytesMut),
@@ -139,7 +139,7 @@ pub(crate) enum Line {
 /// Splits bytes into lines of at most `limit` bytes. It fails only when reading does; a line
 /// past the limit is reported once as [`Line::TooLong`] and discarded up to its end, so memory
 /// stays bounded and the next line is read as usual.
-pub(crate) struct LineCodec {
+pub struct LineCodec {
     limit: usize,
     /// Whether the bytes up to the next `\n` belong to a line already reported as too long.
     skipping: bool,
@@ -148,7 +148,8 @@ pub(crate) struct LineCodec {
 }
 
 impl LineCodec {
-    pub(crate) fn new(limit: usize) -> Self {
+    /// A codec for lines of at most `limit` bytes.
+    pub fn new(limit: usize) -> Self {
         Self {
             limit,
             skipping: false,
