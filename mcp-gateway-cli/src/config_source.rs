@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use mcp_gateway_cli::config;
 use mcp_gateway_core::{BoxError, DiscoverySource, ServerSpec};
 use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::{Mutex, mpsc};
-
-use crate::config;
 
 /// A file is read only once two reads this far apart agree, so a file being written in place
 /// (truncated, then filled) is never taken for an empty server set, and an editor's save in

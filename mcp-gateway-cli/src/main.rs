@@ -2,7 +2,6 @@
 //! gateway, and serves it over HTTP (`serve`) or stdio (`stdio`). It owns the process: logging,
 //! signals and exit codes live here and nowhere else.
 
-mod config;
 mod config_source;
 
 use std::net::SocketAddr;
@@ -12,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use mcp_gateway_cli::config;
 use mcp_gateway_core::discovery::{DnsSrvSource, EnvSource, PortProbeSource};
 use mcp_gateway_core::sinks::{JsonLinesConfig, JsonLinesSink, WebhookConfig, WebhookSink};
 use mcp_gateway_core::{

@@ -236,6 +236,7 @@ impl McpServer {
     ) -> Option<Reply> {
         // Held arguments belong to a single message; a batch holds none.
         let (message, mut arguments) = message.into().into_parts();
+        let is_batch = message.is_array();
         let mut replies = Vec::new();
         for message in jsonrpc::classify(message) {
             let reply = self
@@ -245,9 +246,10 @@ impl McpServer {
                 replies.push(reply);
             }
         }
+        // JSON-RPC answers a batch with an array, even of one answer.
         match replies.len() {
             0 => None,
-            1 => replies.pop(),
+            1 if !is_batch => replies.pop(),
             _ => {
                 let batch: Vec<String> = replies.into_iter().map(Reply::into_json).collect();
                 Some(Reply {

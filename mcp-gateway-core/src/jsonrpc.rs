@@ -58,20 +58,31 @@ impl std::fmt::Display for JsonRpcError {
 /// One message received from a peer, sorted by kind. `R` is how a result is held: parsed (a
 /// client's answers) or as the peer's own JSON text (an upstream's answers).
 #[derive(Debug)]
-pub(crate) enum Incoming<R = Value> {
+pub enum Incoming<R = Value> {
+    /// An answer to a request.
     Response {
+        /// The id of the request it answers.
         id: Value,
+        /// Its result, or its error.
         outcome: Result<R, JsonRpcError>,
     },
+    /// A request, which expects an answer.
     Request {
+        /// Its id.
         id: Value,
+        /// Its method.
         method: String,
+        /// Its params, if it has any.
         params: Option<Value>,
     },
+    /// A notification, which expects none.
     Notification {
+        /// Its method.
         method: String,
+        /// Its params, if it has any.
         params: Option<Value>,
     },
+    /// Not a JSON-RPC message, and why.
     Invalid(String),
 }
 
@@ -152,7 +163,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 /// Splits a received message (or batch), as the peer wrote it, into classified messages; results
 /// stay unparsed.
-pub(crate) fn classify_raw(message: &RawValue) -> Vec<Incoming<Box<RawValue>>> {
+pub fn classify_raw(message: &RawValue) -> Vec<Incoming<Box<RawValue>>> {
     if message.get().trim_start().starts_with('[') {
         return match serde_json::from_str::<Vec<&RawValue>>(message.get()) {
             Ok(batch) => batch.into_iter().map(classify_raw_one).collect(),
@@ -187,12 +198,12 @@ fn classify_raw_one(message: &RawValue) -> Incoming<Box<RawValue>> {
 }
 
 /// What an upstream's response carries: its result (unparsed) or its error.
-pub(crate) type Outcome = Result<Box<RawValue>, JsonRpcError>;
+pub type Outcome = Result<Box<RawValue>, JsonRpcError>;
 
 /// The outcome the JSON text `message` carries if it is the response to the request with id `id`;
 /// `None` for anything else (a request, a notification, another id, a batch, text that is not
 /// JSON). The text is read once: the envelope straight from it, the result kept as text.
-pub(crate) fn answer_to(message: &str, id: &Value) -> Option<Outcome> {
+pub fn answer_to(message: &str, id: &Value) -> Option<Outcome> {
     match sort(envelope(message)?) {
         Incoming::Response {
             id: answered,

@@ -30,6 +30,8 @@ pub mod discovery;
 mod downstream;
 mod error;
 mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 mod health;
 mod jsonrpc;

@@ -1,11 +1,11 @@
 //! Upstream transports. Each one moves raw JSON-RPC values: outgoing through [`Outbound`],
 //! incoming as [`TransportEvent`]s on a bounded channel read by the upstream's dispatcher.
 
-mod event_stream;
+pub(crate) mod event_stream;
 pub(crate) mod http;
 mod http_client;
 pub mod in_process;
-mod lines;
+pub(crate) mod lines;
 pub(crate) mod sse;
 pub(crate) mod stdio;
 

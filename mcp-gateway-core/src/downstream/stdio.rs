@@ -9,12 +9,13 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio_util::codec::{FramedRead, LinesCodec};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use super::{Caller, McpServer, check_stateless_meta, is_stateless_message};
 use crate::jsonrpc::{self, JsonRpcError, Message};
 use crate::transport::MAX_MESSAGE_BYTES;
+use crate::transport::lines::{Line, LineCodec};
 
 /// Messages queued for stdout.
 const OUTPUT_CAPACITY: usize = 1024;
@@ -72,7 +73,9 @@ pub async fn serve_stdio<R, W>(
             }
         }
     });
-    let mut lines = FramedRead::new(input, LinesCodec::new_with_max_length(MAX_MESSAGE_BYTES));
+    // Read as bytes: a line that is not UTF-8 or is too long is answered with an error and the
+    // next line is read (tokio-util's `LinesCodec` ends the input at either).
+    let mut lines = FramedRead::new(input, LineCodec::new(MAX_MESSAGE_BYTES));
     let mut caller: Option<Caller> = None;
     // Calls in progress; finished ones are reaped as lines arrive, so the set stays as large as
     // the calls really running.
@@ -86,18 +89,22 @@ pub async fn serve_stdio<R, W>(
         };
         let Some(line) = line else { break };
         let line = match line {
-            Ok(line) if line.trim().is_empty() => continue,
-            Ok(line) => line,
-            Err(err) => {
+            Ok(Line::Complete(line)) if line.trim_ascii().is_empty() => continue,
+            Ok(Line::Complete(line)) => line,
+            Ok(Line::TooLong(_)) => {
                 let error = JsonRpcError::new(
                     JsonRpcError::PARSE_ERROR,
-                    format!("unreadable input: {err}"),
+                    format!("a line longer than {MAX_MESSAGE_BYTES} bytes was skipped"),
                 );
                 let _ = out.send(jsonrpc::error_response(Value::Null, &error)).await;
                 continue;
             }
+            Err(err) => {
+                tracing::debug!(error = %err, "stdin could not be read");
+                break;
+            }
         };
-        let message = match Message::from_slice(line.as_bytes()) {
+        let message = match Message::from_slice(&line) {
             Ok(message) => message,
             Err(err) => {
                 let error =
@@ -183,7 +190,40 @@ pub async fn serve_stdio<R, W>(
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncReadExt;
+
     use super::*;
+    use crate::{DownstreamConfig, Gateway};
+
+    /// Found by the `stdio` fuzz target: a line that was not UTF-8 ended the input (tokio-util's
+    /// `LinesCodec` stops at its first error), so the gateway never read the client again.
+    #[tokio::test]
+    async fn a_line_that_is_not_utf8_is_answered_and_the_next_one_is_read() {
+        let server = McpServer::new(Gateway::builder().build(), DownstreamConfig::default());
+        let input: &[u8] =
+            b"\xff\xfe not UTF-8\n{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\"}\n";
+        let (mut client, output) = tokio::io::duplex(64 * 1024);
+        let mut written = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            let serve = serve_stdio(server, input, output, std::future::pending());
+            let (_, read) = tokio::join!(serve, client.read_to_end(&mut written));
+            read.expect("the output reads");
+        })
+        .await
+        .expect("served before the deadline");
+        let replies: Vec<Value> = written
+            .split(|&byte| byte == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_slice(line).expect("each line is JSON"))
+            .collect();
+        assert_eq!(replies.len(), 2, "{replies:?}");
+        assert_eq!(replies[0]["error"]["code"], JsonRpcError::PARSE_ERROR);
+        assert_eq!(replies[1]["id"], 1);
+        assert!(
+            replies[1]["result"]["protocolVersion"].is_string(),
+            "{replies:?}"
+        );
+    }
 
     #[test]
     fn a_pretty_printed_reply_goes_out_as_one_line_with_the_same_value() {

@@ -189,3 +189,30 @@ fn a_forwarded_result_gets_the_stateless_members_like_a_built_one() {
     let odd = RawValue::from_string("[1, 2]".into()).expect("JSON");
     assert_eq!(stateless_raw_result("tools/call", odd), "[1, 2]");
 }
+
+/// Found by the `message` fuzz target: a batch whose one request was answered got that answer
+/// alone, where JSON-RPC 2.0 answers a batch with an array whatever its length.
+#[tokio::test]
+async fn a_batch_with_one_answer_is_answered_with_an_array() {
+    let server = server_with(Arc::new(DefaultRegistry::default()), 10);
+    let batch = json!([
+        { "jsonrpc": "2.0", "id": 3, "method": "no/such/method" },
+        { "jsonrpc": "2.0", "method": "notifications/initialized" },
+    ]);
+    let reply = server
+        .handle(&Caller::Stateless, batch, None)
+        .await
+        .expect("a batch with a request gets an answer");
+    let replies = reply.to_value();
+    let replies = replies
+        .as_array()
+        .expect("a batch is answered with an array");
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0]["id"], 3);
+    assert_eq!(replies[0]["error"]["code"], JsonRpcError::METHOD_NOT_FOUND);
+    assert_eq!(
+        reply.error_code(),
+        None,
+        "a batch's reply is not one error response"
+    );
+}

@@ -19,7 +19,7 @@ use super::MAX_MESSAGE_BYTES;
 use super::http_client::Body;
 
 /// The events of one SSE response body.
-pub(crate) struct EventStream {
+pub struct EventStream {
     events: SseByteStream<BoxStream<'static, std::io::Result<Bytes>>>,
     /// Bytes read since the last complete event.
     pending: Arc<AtomicUsize>,
@@ -28,7 +28,7 @@ pub(crate) struct EventStream {
 
 /// Why an event stream ended early.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum EventError {
+pub enum EventError {
     /// An event grew past the limit; the stream is dropped, as nothing after it can be trusted
     /// to start a new event.
     #[error("an SSE event grew past {0} bytes")]
@@ -45,10 +45,7 @@ impl EventStream {
     }
 
     /// Reads `chunks` as an event stream whose events may be at most `limit` bytes.
-    pub(crate) fn with_limit(
-        chunks: BoxStream<'static, std::io::Result<Bytes>>,
-        limit: usize,
-    ) -> Self {
+    pub fn with_limit(chunks: BoxStream<'static, std::io::Result<Bytes>>, limit: usize) -> Self {
         let pending = Arc::new(AtomicUsize::new(0));
         let counted = pending.clone();
         let chunks = chunks.map(move |chunk| {
@@ -68,7 +65,7 @@ impl EventStream {
     }
 
     /// The next event; `None` once the body has ended, and after an error.
-    pub(crate) async fn next(&mut self) -> Option<Result<Sse, EventError>> {
+    pub async fn next(&mut self) -> Option<Result<Sse, EventError>> {
         match self.events.next().await? {
             Ok(event) => {
                 self.pending.store(0, Ordering::Relaxed);

@@ -128,7 +128,7 @@ pub(crate) fn quote(line: &[u8]) -> String {
 
 /// One frame of a newline-delimited stream.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Line {
+pub enum Line {
     /// A line, without its `\n` (or `\r\n`), as raw bytes: whether it is text is the reader's
     /// concern.
     Complete(BytesMut),
@@ -138,8 +138,9 @@ pub(crate) enum Line {
 
 /// Splits bytes into lines of at most `limit` bytes. It fails only when reading does; a line
 /// past the limit is reported once as [`Line::TooLong`] and discarded up to its end, so memory
-/// stays bounded and the next line is read as usual.
-pub(crate) struct LineCodec {
+/// stays bounded (at most `limit` bytes held, and a `\r` that may end the line) and the next
+/// line is read as usual.
+pub struct LineCodec {
     limit: usize,
     /// Whether the bytes up to the next `\n` belong to a line already reported as too long.
     skipping: bool,
@@ -148,7 +149,8 @@ pub(crate) struct LineCodec {
 }
 
 impl LineCodec {
-    pub(crate) fn new(limit: usize) -> Self {
+    /// A codec for lines of at most `limit` bytes.
+    pub fn new(limit: usize) -> Self {
         Self {
             limit,
             skipping: false,
@@ -164,10 +166,13 @@ impl Decoder for LineCodec {
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, std::io::Error> {
         loop {
             let Some(offset) = memchr::memchr(b'\n', &buf[self.searched..]) else {
+                // A `\r` at the end may be the first half of the line's `\r\n`, which is not
+                // counted: whether a line fits must not depend on how its bytes arrived.
+                let pending_cr = usize::from(buf.last() == Some(&b'\r'));
                 if self.skipping {
                     buf.clear();
                     self.searched = 0;
-                } else if buf.len() > self.limit {
+                } else if buf.len() > self.limit + pending_cr {
                     self.skipping = true;
                     self.searched = 0;
                     let head = buf.split_to(self.limit);
@@ -207,6 +212,12 @@ impl Decoder for LineCodec {
         if self.skipping || buf.is_empty() {
             buf.clear();
             return Ok(None);
+        }
+        // Without its `\n`, a last `\r` is part of the line, and may take it past the limit.
+        if buf.len() > self.limit {
+            let head = buf.split_to(self.limit);
+            buf.clear();
+            return Ok(Some(Line::TooLong(head)));
         }
         Ok(Some(Line::Complete(buf.split())))
     }

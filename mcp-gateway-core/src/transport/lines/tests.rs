@@ -54,6 +54,22 @@ fn a_long_last_line_without_its_newline_is_reported_once() {
     );
 }
 
+/// Found by the `lines` fuzz target: a line of exactly the limit was reported too long when its
+/// `\r\n` arrived split across two reads, though it passed when both came in one.
+#[test]
+fn a_line_of_the_limit_passes_however_its_crlf_is_split() {
+    assert_eq!(frames(1, &[b"d\r\n"]), ["d"]);
+    assert_eq!(frames(1, &[b"d\r", b"\n"]), ["d"]);
+    assert_eq!(frames(4, &[b"ab", b"cd\r", b"\nok\n"]), ["abcd", "ok"]);
+}
+
+#[test]
+fn a_last_line_past_the_limit_by_its_carriage_return_is_too_long() {
+    // Without its `\n`, the `\r` is part of the line.
+    assert_eq!(frames(1, &[b"d\r"]), ["too long: d"]);
+    assert_eq!(frames(1, &[b"ok\nd\r"]), ["too long: o", "too long: d"]);
+}
+
 #[tokio::test]
 async fn a_line_that_is_not_utf8_is_reported_and_the_next_one_is_read() {
     let input: &[u8] = b"\xff\xfe bad\n{\"jsonrpc\":\"2.0\",\"method\":\"ping\"}\n";
