@@ -192,7 +192,7 @@ async fn start_gateway(gateway: &Gateway) {
     for server in gateway.servers() {
         match &server.last_error {
             Some(error) => {
-                tracing::warn!(server = %server.id, status = ?server.status, %error, "upstream not connected")
+                tracing::warn!(server = %server.id, status = ?server.status, error = ?error, "upstream not connected")
             }
             None => {
                 tracing::info!(server = %server.id, status = ?server.status, transport = server.transport, "upstream")
