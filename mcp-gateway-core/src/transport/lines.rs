@@ -16,7 +16,7 @@ use tokio_util::codec::{Decoder, FramedRead};
 
 use super::{MAX_MESSAGE_BYTES, Outbound, TransportEvent};
 use crate::error::Error;
-use crate::jsonrpc::{Message, truncate};
+use crate::jsonrpc::{Message, answered_id, truncate};
 use crate::spec::ServerId;
 
 /// Messages queued for the writer task.
@@ -107,10 +107,13 @@ where
                     quote(&line)
                 )),
             },
-            Ok(Line::TooLong(head)) => TransportEvent::Garbage(format!(
-                "a line longer than {MAX_MESSAGE_BYTES} bytes was skipped: {}",
-                quote(&head)
-            )),
+            Ok(Line::TooLong { head, tail }) => TransportEvent::TooLong {
+                detail: format!(
+                    "a line longer than {MAX_MESSAGE_BYTES} bytes was skipped: {}",
+                    quote(&head)
+                ),
+                answer_to: answered_id(&head, &tail),
+            },
             Err(err) => return Some(format!("read failed: {err}")),
         };
         if events.send(event).await.is_err() {
@@ -132,17 +135,22 @@ pub(crate) enum Line {
     /// A line, without its `\n` (or `\r\n`), as raw bytes: whether it is text is the reader's
     /// concern.
     Complete(BytesMut),
-    /// A line longer than the limit: its first `limit` bytes. The rest of it is skipped.
-    TooLong(BytesMut),
+    /// A line longer than the limit, reported at its end (or the stream's): its first and last
+    /// bytes, at most [`KEPT_BYTES`] and the limit each. The rest of it was skipped.
+    TooLong { head: BytesMut, tail: BytesMut },
 }
 
+/// How much of a skipped line's start and end is kept: enough to quote it and to find which
+/// request it answers.
+const KEPT_BYTES: usize = 4096;
+
 /// Splits bytes into lines of at most `limit` bytes. It fails only when reading does; a line
-/// past the limit is reported once as [`Line::TooLong`] and discarded up to its end, so memory
-/// stays bounded and the next line is read as usual.
+/// past the limit is discarded up to its end as it arrives, so memory stays bounded, and is
+/// reported once as [`Line::TooLong`] when it ends; the next line is read as usual.
 pub(crate) struct LineCodec {
     limit: usize,
-    /// Whether the bytes up to the next `\n` belong to a line already reported as too long.
-    skipping: bool,
+    /// The kept start and the end seen so far of a line past the limit, while it is skipped.
+    skipped: Option<(BytesMut, BytesMut)>,
     /// How much of the buffer is already known to hold no `\n`.
     searched: usize,
 }
@@ -151,8 +159,27 @@ impl LineCodec {
     pub(crate) fn new(limit: usize) -> Self {
         Self {
             limit,
-            skipping: false,
+            skipped: None,
             searched: 0,
+        }
+    }
+
+    fn kept(&self) -> usize {
+        self.limit.min(KEPT_BYTES)
+    }
+
+    /// Moves `bytes`, a part of a line past the limit, into what is kept of it.
+    fn skip(&mut self, bytes: &[u8]) {
+        let kept = self.kept();
+        let (_, tail) = self.skipped.get_or_insert_with(|| {
+            (
+                BytesMut::from(&bytes[..kept.min(bytes.len())]),
+                BytesMut::new(),
+            )
+        });
+        tail.extend_from_slice(&bytes[bytes.len().saturating_sub(kept)..]);
+        if tail.len() > kept {
+            let _ = tail.split_to(tail.len() - kept);
         }
     }
 }
@@ -162,40 +189,31 @@ impl Decoder for LineCodec {
     type Error = std::io::Error;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, std::io::Error> {
-        loop {
-            let Some(offset) = memchr::memchr(b'\n', &buf[self.searched..]) else {
-                if self.skipping {
-                    buf.clear();
-                    self.searched = 0;
-                } else if buf.len() > self.limit {
-                    self.skipping = true;
-                    self.searched = 0;
-                    let head = buf.split_to(self.limit);
-                    buf.clear();
-                    return Ok(Some(Line::TooLong(head)));
-                } else {
-                    self.searched = buf.len();
-                }
-                return Ok(None);
-            };
-            let end = self.searched + offset;
-            self.searched = 0;
-            let mut line = buf.split_to(end + 1);
-            line.truncate(end);
-            if line.last() == Some(&b'\r') {
-                line.truncate(end - 1);
+        let Some(offset) = memchr::memchr(b'\n', &buf[self.searched..]) else {
+            if self.skipped.is_some() || buf.len() > self.limit {
+                self.skip(buf);
+                buf.clear();
+                self.searched = 0;
+            } else {
+                self.searched = buf.len();
             }
-            if self.skipping {
-                // The end of a line already reported: drop it and look for the next one.
-                self.skipping = false;
-                continue;
-            }
-            if line.len() > self.limit {
-                line.truncate(self.limit);
-                return Ok(Some(Line::TooLong(line)));
-            }
-            return Ok(Some(Line::Complete(line)));
+            return Ok(None);
+        };
+        let end = self.searched + offset;
+        self.searched = 0;
+        let mut line = buf.split_to(end + 1);
+        line.truncate(end);
+        if line.last() == Some(&b'\r') {
+            line.truncate(end - 1);
         }
+        if self.skipped.is_some() || line.len() > self.limit {
+            self.skip(&line);
+            return Ok(self
+                .skipped
+                .take()
+                .map(|(head, tail)| Line::TooLong { head, tail }));
+        }
+        Ok(Some(Line::Complete(line)))
     }
 
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, std::io::Error> {
@@ -204,8 +222,10 @@ impl Decoder for LineCodec {
         }
         // A last line without its `\n`.
         self.searched = 0;
-        if self.skipping || buf.is_empty() {
-            buf.clear();
+        if let Some((head, tail)) = self.skipped.take() {
+            return Ok(Some(Line::TooLong { head, tail }));
+        }
+        if buf.is_empty() {
             return Ok(None);
         }
         Ok(Some(Line::Complete(buf.split())))

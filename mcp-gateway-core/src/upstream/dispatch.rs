@@ -53,6 +53,18 @@ pub(super) async fn dispatch(
             TransportEvent::Garbage(text) => {
                 raise(Signal::ProtocolViolation(format!("not JSON: {text}")));
             }
+            TransportEvent::TooLong { detail, answer_to } => {
+                // Its caller is told now, not when its request times out.
+                let pending = answer_to.and_then(|id| shared.pending.lock().ok()?.remove(&id));
+                if let Some(pending) = pending {
+                    let error = JsonRpcError::new(
+                        JsonRpcError::INTERNAL_ERROR,
+                        format!("the answer was not read: {detail}"),
+                    );
+                    let _ = pending.answer.send(Err(error));
+                }
+                raise(Signal::ProtocolViolation(detail));
+            }
             TransportEvent::Stderr(line) => raise(Signal::Stderr(line)),
             TransportEvent::Closed(reason) => break reason,
         }

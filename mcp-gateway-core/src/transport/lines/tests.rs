@@ -9,7 +9,11 @@ fn frames(limit: usize, chunks: &[&[u8]]) -> Vec<String> {
     let mut push = |line: Line| {
         out.push(match line {
             Line::Complete(line) => String::from_utf8_lossy(&line).into_owned(),
-            Line::TooLong(head) => format!("too long: {}", String::from_utf8_lossy(&head)),
+            Line::TooLong { head, tail } => format!(
+                "too long: {} … {}",
+                String::from_utf8_lossy(&head),
+                String::from_utf8_lossy(&tail)
+            ),
         })
     };
     for chunk in chunks {
@@ -36,21 +40,21 @@ fn lines_are_split_on_newlines_with_or_without_a_carriage_return() {
 fn a_line_of_the_limit_passes_and_one_byte_more_is_skipped_alone() {
     assert_eq!(
         frames(4, &[b"abcd\nabcde\nok\n"]),
-        ["abcd", "too long: abcd", "ok"]
+        ["abcd", "too long: abcd … bcde", "ok"]
     );
 }
 
 #[test]
 fn a_long_line_arriving_in_pieces_is_reported_once_and_skipped_to_its_end() {
     let chunks: [&[u8]; 5] = [b"0123", b"4567", b"89ab", b"cd\nnext", b"\n"];
-    assert_eq!(frames(5, &chunks), ["too long: 01234", "next"]);
+    assert_eq!(frames(5, &chunks), ["too long: 01234 … 9abcd", "next"]);
 }
 
 #[test]
 fn a_long_last_line_without_its_newline_is_reported_once() {
     assert_eq!(
         frames(3, &[b"ok\n", b"abcdef", b"ghij"]),
-        ["ok", "too long: abc"]
+        ["ok", "too long: abc … hij"]
     );
 }
 
