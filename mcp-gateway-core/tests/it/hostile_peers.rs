@@ -3,12 +3,15 @@
 //! gateway must isolate each: the hostile upstream's calls fail with a reason (or it is merely
 //! reported), an event says what happened, and the sibling answers throughout.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use mcp_gateway_core::{Gateway, GatewayEvent, ServerSpec, error_chain};
 use serde_json::json;
+use tracing_subscriber::layer::{Context, SubscriberExt};
 
-use crate::support::{DEADLINE, first_text, next_matching, repo_root};
+use crate::support::{DEADLINE, eventually, first_text, next_matching, repo_root};
 
 /// The fixture that turns hostile on command (`huge`, `flood`, `calm`, `stop_reading`).
 fn hostile(id: &str) -> ServerSpec {
@@ -106,6 +109,93 @@ async fn flood_leaves_the_sibling_answering(kind: &str) {
     tokio::time::timeout(Duration::from_secs(10), gateway.shutdown())
         .await
         .expect("shutdown is not held up by the flood");
+}
+
+/// The dispatcher's warnings (its only one: signals dropped from a full queue), per server.
+static DROP_WARNINGS: OnceLock<Mutex<HashMap<String, usize>>> = OnceLock::new();
+
+/// How many drop warnings `server` got so far. The first call installs the counting subscriber
+/// as the process's default: a thread's own subscriber misses events while tests run in
+/// parallel (tracing caches each call site's interest across threads).
+fn drop_warnings(server: &str) -> usize {
+    let counts = DROP_WARNINGS.get_or_init(|| {
+        let _ = tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(CountDropWarnings),
+        );
+        Mutex::new(HashMap::new())
+    });
+    let counts = counts.lock().expect("not poisoned");
+    counts.get(server).copied().unwrap_or_default()
+}
+
+struct CountDropWarnings;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountDropWarnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let metadata = event.metadata();
+        if *metadata.level() != tracing::Level::WARN
+            || metadata.module_path() != Some("mcp_gateway_core::upstream::dispatch")
+        {
+            return;
+        }
+        let mut server = ServerField(None);
+        event.record(&mut server);
+        if let (Some(server), Some(counts)) = (server.0, DROP_WARNINGS.get()) {
+            *counts
+                .lock()
+                .expect("not poisoned")
+                .entry(server)
+                .or_default() += 1;
+        }
+    }
+}
+
+/// The `server` field of an event.
+struct ServerField(Option<String>);
+
+impl tracing::field::Visit for ServerField {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "server" {
+            self.0 = Some(format!("{value:?}"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_flood_that_fills_the_signal_queue_logs_a_warning_a_second_not_one_per_signal() {
+    assert_eq!(drop_warnings("flooder"), 0);
+    let gateway = Gateway::builder().build();
+    gateway
+        .add_server(hostile("flooder"))
+        .await
+        .expect("connects");
+    gateway
+        .add_server(hostile("sibling"))
+        .await
+        .expect("connects");
+    let started = Instant::now();
+    // A list-changed flood fills the queue while each refresh waits a second for the list.
+    gateway
+        .call_tool(
+            "flooder__flood",
+            json!({ "kind": "tools", "list_delay": 1 }),
+        )
+        .await
+        .expect("the flood starts");
+    eventually("a dropped signal reported", || drop_warnings("flooder") > 0).await;
+    sibling_answers(&gateway).await;
+    gateway
+        .call_tool("flooder__calm", json!({}))
+        .await
+        .expect("calm succeeds");
+    gateway.shutdown().await;
+    let seconds = started.elapsed().as_secs();
+    let logged = drop_warnings("flooder");
+    // One when the drops start, one a second after that, and one for those left at the end.
+    assert!(
+        logged as u64 <= seconds + 2,
+        "{logged} warnings in {seconds} s of flood"
+    );
 }
 
 #[tokio::test]
