@@ -74,3 +74,35 @@ async fn a_line_that_is_not_utf8_is_reported_and_the_next_one_is_read() {
         other => panic!("expected the next message, got {other:?}"),
     }
 }
+
+#[test]
+fn the_buffer_of_a_long_line_is_given_back_once_the_line_is_out() {
+    let big = vec![b'x'; 4 << 20];
+    // Skipped: past the limit, arriving before its newline.
+    let mut codec = LineCodec::new(1024);
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&big);
+    assert_eq!(codec.decode(&mut buf).expect("never fails"), None);
+    buf.extend_from_slice(b"\nok\n");
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Ok(Some(Line::TooLong { .. }))
+    ));
+    assert_eq!(
+        codec.decode(&mut buf).expect("never fails"),
+        Some(Line::Complete(BytesMut::from("ok")))
+    );
+    buf.reserve(1);
+    assert!(buf.capacity() < 1 << 20, "{} bytes kept", buf.capacity());
+
+    // Read: within the limit, handed on and dropped by its reader.
+    let mut codec = LineCodec::new(8 << 20);
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&big);
+    buf.extend_from_slice(b"\nnext");
+    let line = codec.decode(&mut buf).expect("never fails");
+    assert!(matches!(line, Some(Line::Complete(ref line)) if line.len() == big.len()));
+    drop(line);
+    buf.reserve(1);
+    assert!(buf.capacity() < 1 << 20, "{} bytes kept", buf.capacity());
+}
