@@ -5,12 +5,16 @@
 //! * [`client`] — a minimal Streamable HTTP MCP client over raw hyper (one keep-alive connection,
 //!   both protocol eras, JSON and SSE answers), used by the `loadgen` binary and the runner.
 //! * [`stdio_client`] — the same over a child's stdin/stdout, for stdio servers driven directly.
+//! * [`process`] — the gateway as a child process (config, start, readiness, stop) and what
+//!   `/proc` tells of a process.
 //! * [`stats`] — latency histograms and the JSON report of one load run.
 //!
-//! Binaries: `bench-fixture`, `loadgen`, `bench-gateway` (the runner) and `memory_throughput`.
+//! Binaries: `bench-fixture`, `loadgen`, `bench-gateway` (the runner), `memory_throughput`,
+//! `isolation` (a sibling's latency while an upstream turns hostile) and `soak`.
 //! The micro-benchmarks are `benches/hot_paths.rs` (`cargo bench -p benches`).
 
 pub mod client;
 pub mod fixture;
+pub mod process;
 pub mod stats;
 pub mod stdio_client;
