@@ -42,8 +42,8 @@ use std::time::{Duration, Instant};
 
 use benches::client::{Endpoint, Era, McpClient};
 use benches::process::{
-    BoxError, Server, child_pids, command_line, fd_count, free_port, is_alive, log_file, quoted,
-    start_gateway, status_field, wait_listing, wait_ready,
+    BoxError, Server, child_pids, command_line, fd_count, fd_kinds, free_port, is_alive, log_file,
+    quoted, start_gateway, status_field, wait_listing, wait_ready,
 };
 use clap::Parser;
 use serde_json::json;
@@ -187,6 +187,7 @@ struct Counts {
 /// The gateway's state at a quiet moment.
 struct Sample {
     fds: usize,
+    fd_kinds: std::collections::BTreeMap<String, usize>,
     rss_kb: u64,
     threads: u64,
     children: Vec<u32>,
@@ -320,6 +321,10 @@ async fn soak(
         format!("{ok_steady} ok"),
         ok_steady > 0,
     );
+    if end.fds > start.fds {
+        println!("descriptors after the warm-up: {:?}", start.fd_kinds);
+        println!("descriptors at the end:        {:?}", end.fd_kinds);
+    }
     passed &= check(
         "open descriptors",
         format!(
@@ -557,6 +562,7 @@ async fn settle(url: &str, pid: u32, seen: &mut Vec<u32>) -> Result<Sample, BoxE
     }
     Ok(Sample {
         fds,
+        fd_kinds: fd_kinds(pid),
         rss_kb: status_field(pid, "VmRSS").ok_or("the gateway has exited")?,
         threads: status_field(pid, "Threads").unwrap_or_default(),
         children,
