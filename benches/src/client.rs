@@ -16,7 +16,6 @@
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -372,26 +371,6 @@ impl McpClient {
         }
         Ok(result)
     }
-}
-
-/// Polls `tools/list` (stateless, one POST per attempt, 2 ms apart) until `url` lists at least
-/// `tools` tools, for up to `timeout`.
-pub async fn wait_ready(url: &str, tools: usize, timeout: Duration) -> Result<(), String> {
-    let endpoint = Endpoint::parse(url)?;
-    let deadline = Instant::now() + timeout;
-    let mut last_error = String::from("never answered");
-    while Instant::now() < deadline {
-        match McpClient::connect(endpoint.clone(), Era::Stateless).await {
-            Ok(mut client) => match client.list_tools().await {
-                Ok(names) if names.len() >= tools => return Ok(()),
-                Ok(names) => last_error = format!("lists only {names:?}"),
-                Err(err) => last_error = err.to_string(),
-            },
-            Err(err) => last_error = err.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    Err(format!("{url} not ready after {timeout:?}: {last_error}"))
 }
 
 /// The stateless era's `_meta` object, serialised.

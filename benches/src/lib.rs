@@ -5,11 +5,13 @@
 //! * [`client`] — a minimal Streamable HTTP MCP client over raw hyper (one keep-alive connection,
 //!   both protocol eras, JSON and SSE answers), used by the `loadgen` binary and the runner.
 //! * [`stdio_client`] — the same over a child's stdin/stdout, for stdio servers driven directly.
-//! * [`process`] — the child processes of a server, from `/proc`.
+//! * [`process`] — the gateway as a child process (config, start, readiness, stop) and what
+//!   `/proc` tells of a process.
 //! * [`stats`] — latency histograms and the JSON report of one load run.
 //!
-//! Binaries: `bench-fixture`, `loadgen`, `bench-gateway` (the runner), `recovery` (reconnection
-//! after a killed upstream) and `memory_throughput`.
+//! Binaries: `bench-fixture`, `loadgen`, `bench-gateway` (the runner), `memory_throughput`,
+//! `recovery` (reconnection after a killed upstream), `isolation` (a sibling's latency while an
+//! upstream turns hostile) and `soak`.
 //! The micro-benchmarks are `benches/hot_paths.rs` (`cargo bench -p benches`).
 
 pub mod client;

@@ -3,8 +3,8 @@
 //! the second the chunk size (1 to 64); the rest is the stream.
 //!
 //! Holds: the lines are those of the whole stream split at `\n` (a `\r` before it dropped), each
-//! line past the limit reported once as its first `limit` bytes, whatever the chunks; between
-//! chunks the codec never holds more than the limit (and a `\r` that may end the line).
+//! line past the limit reported once as its first and last `limit` bytes, whatever the chunks;
+//! between chunks the codec never holds more than the limit (and a `\r` that may end the line).
 
 #![no_main]
 
@@ -57,7 +57,10 @@ fn expected(stream: &[u8], limit: usize) -> Vec<Line> {
         .chain(last)
         .map(|line| {
             if line.len() > limit {
-                Line::TooLong(BytesMut::from(&line[..limit]))
+                Line::TooLong {
+                    head: BytesMut::from(&line[..limit]),
+                    tail: BytesMut::from(&line[line.len() - limit..]),
+                }
             } else {
                 Line::Complete(BytesMut::from(line))
             }

@@ -5,8 +5,10 @@
 //! a scan and a copy rather than a tree built, written out and freed; so are a call's arguments on
 //! the way up ([`Message`]).
 
+mod cut;
 mod message;
 
+pub(crate) use cut::answered_id;
 pub use message::{Message, Params};
 
 use std::borrow::Cow;

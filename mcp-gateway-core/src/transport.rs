@@ -31,6 +31,12 @@ pub(crate) enum TransportEvent {
     Message(Box<RawValue>),
     /// Bytes that are not JSON, kept for the error event.
     Garbage(String),
+    /// A message too large to read was skipped; `answer_to` is the gateway's request it
+    /// answered, when what was kept of it tells.
+    TooLong {
+        detail: String,
+        answer_to: Option<u64>,
+    },
     /// A line the child process wrote to stderr.
     Stderr(String),
     /// No message can arrive any more (a child closed its stdout), so calls in flight can never

@@ -43,19 +43,17 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use benches::client::{Endpoint, Era, McpClient, wait_ready};
-use benches::process::child_pids;
+use benches::client::{Endpoint, Era, McpClient};
+use benches::process::{
+    BoxError, READY_TIMEOUT, Server, child_pids, log_file, quoted, start_gateway, status_field,
+    wait_ready,
+};
 use benches::stats::{CpuPerCall, Report, median};
 use clap::Parser;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// How long a child may take to become ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the gateway benchmarks and prints ratios to direct.
 #[derive(Parser)]
@@ -179,16 +177,18 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
             quoted(&direct)
         ),
     )?;
-    let gateway_http = start_gateway(&bin, &http_config, work.path(), "gateway-http", 2).await?;
+    let gateway_http =
+        start_gateway(&bin.gateway, &http_config, work.path(), "gateway-http", 2).await?;
     let gateway_session = start_gateway(
-        &bin,
+        &bin.gateway,
         &session_config,
         work.path(),
         "gateway-http-session",
         2,
     )
     .await?;
-    let gateway_stdio = start_gateway(&bin, &stdio_config, work.path(), "gateway-stdio", 2).await?;
+    let gateway_stdio =
+        start_gateway(&bin.gateway, &stdio_config, work.path(), "gateway-stdio", 2).await?;
     let stdio_command = format!("{} --stdio", bin.fixture.display());
     // Each target's loadgen arguments: where to send the load, and whose CPU time to report.
     let fixture_pid = fixture.process.id();
@@ -255,7 +255,7 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
         ("gateway-http-session", &gateway_session.process),
         ("gateway-stdio", &gateway_stdio.process),
     ] {
-        if let Some(kb) = process.id().and_then(|pid| status_kb(pid, "VmHWM")) {
+        if let Some(kb) = process.id().and_then(|pid| status_field(pid, "VmHWM")) {
             results.peak_rss_kb.insert(label.into(), kb);
         }
     }
@@ -292,8 +292,14 @@ async fn run(cli: Cli) -> Result<(), BoxError> {
         eprintln!("start: round {round}");
         let (one, tools) = upstream_start(&upstream, 1).await?;
         let (three, _) = upstream_start(&upstream, 3).await?;
-        let gateway =
-            start_gateway(&bin, &three_config, work.path(), "gateway-three", 3 * tools).await?;
+        let gateway = start_gateway(
+            &bin.gateway,
+            &three_config,
+            work.path(),
+            "gateway-three",
+            3 * tools,
+        )
+        .await?;
         push(&mut results.start_ms, "upstream x1", one);
         push(&mut results.start_ms, "upstream x3", three);
         push(&mut results.start_ms, "gateway x3", gateway.ready_ms);
@@ -315,11 +321,6 @@ fn push(map: &mut BTreeMap<String, Vec<f64>>, key: &str, value: f64) {
     map.entry(key.into()).or_default().push(value);
 }
 
-/// A TOML basic string (JSON string syntax is valid TOML for these paths and URLs).
-fn quoted(text: &str) -> String {
-    Value::String(text.to_owned()).to_string()
-}
-
 /// A gateway config; single-upstream configs keep tool names unprefixed (`echo`), the
 /// three-upstream one keeps the default prefixes (`a__echo`, …) so that no name collides.
 fn write_config(dir: &Path, name: &str, servers: &str) -> Result<PathBuf, BoxError> {
@@ -331,32 +332,6 @@ fn write_config(dir: &Path, name: &str, servers: &str) -> Result<PathBuf, BoxErr
     };
     std::fs::write(&path, format!("{gateway}{servers}"))?;
     Ok(path)
-}
-
-/// A child process of the benchmark, with its MCP URL.
-struct Server {
-    process: Child,
-    url: String,
-    /// From spawn to the first successful `tools/list`, in ms.
-    ready_ms: f64,
-}
-
-impl Server {
-    /// SIGTERM, up to 5 s to exit, then SIGKILL.
-    async fn stop(mut self) {
-        if let Some(pid) = self.process.id() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .await;
-        }
-        if tokio::time::timeout(Duration::from_secs(5), self.process.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.process.kill().await;
-        }
-    }
 }
 
 async fn start_fixture(bin: &Binaries, work: &Path) -> Result<Server, BoxError> {
@@ -377,49 +352,12 @@ async fn start_fixture(bin: &Binaries, work: &Path) -> Result<Server, BoxError> 
         .strip_prefix("listening on ")
         .ok_or_else(|| format!("unexpected fixture output: {line}"))?
         .to_owned();
-    wait_ready(&url, 2, READY_TIMEOUT).await?;
+    wait_ready(&url, 2).await?;
     Ok(Server {
         process,
         url,
         ready_ms: started.elapsed().as_secs_f64() * 1e3,
     })
-}
-
-async fn start_gateway(
-    bin: &Binaries,
-    config: &Path,
-    work: &Path,
-    name: &str,
-    tools: usize,
-) -> Result<Server, BoxError> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let started = Instant::now();
-    let process = Command::new(&bin.gateway)
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .args(["--listen", &listen])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log_file(work, name)?)
-        .kill_on_drop(true)
-        .spawn()?;
-    let url = format!("http://{listen}/mcp");
-    wait_ready(&url, tools, READY_TIMEOUT)
-        .await
-        .map_err(|err| format!("{name}: {err} (log: {})", work.join(name).display()))?;
-    Ok(Server {
-        process,
-        url,
-        ready_ms: started.elapsed().as_secs_f64() * 1e3,
-    })
-}
-
-fn log_file(work: &Path, name: &str) -> Result<std::fs::File, BoxError> {
-    Ok(std::fs::File::create(work.join(name))?)
 }
 
 /// Runs one `loadgen` against `target` (`--url URL` or `--stdio COMMAND`, and `--cpu-pid`s).
@@ -543,14 +481,14 @@ async fn idle_sessions(
 ) -> Result<(), BoxError> {
     let pid = server.process.id().ok_or("the server has exited")?;
     settle().await;
-    let before = status_kb(pid, "VmRSS").ok_or("no VmRSS")?;
+    let before = status_field(pid, "VmRSS").ok_or("no VmRSS")?;
     let mut client = McpClient::connect(Endpoint::parse(&server.url)?, Era::Session).await?;
     // `connect` opened the first session; every `initialize` opens one more.
     for _ in 1..sessions {
         client.initialize().await?;
     }
     settle().await;
-    let after = status_kb(pid, "VmRSS").ok_or("no VmRSS")?;
+    let after = status_field(pid, "VmRSS").ok_or("no VmRSS")?;
     results.idle_rss_kb.insert(format!("{label} idle"), before);
     results
         .idle_rss_kb
@@ -567,15 +505,6 @@ async fn settle() {
 fn cpu_pid_args(name: &str, pid: Option<u32>) -> Vec<String> {
     pid.map(|pid| vec!["--cpu-pid".to_owned(), format!("{name}={pid}")])
         .unwrap_or_default()
-}
-
-/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`).
-fn status_kb(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|line| {
-        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
-        rest.trim().strip_suffix("kB")?.trim().parse().ok()
-    })
 }
 
 /// The figures as ratios to direct, with the targets.

@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use benches::client::{Endpoint, Era, McpClient, wait_ready};
-use benches::process::child_pids;
+use benches::client::{Endpoint, Era, McpClient};
+use benches::process::{child_pids, wait_ready};
 use benches::stats::median;
 use benches::stdio_client::StdioClient;
 use clap::Parser;
@@ -342,7 +342,7 @@ impl Gateway {
             .kill_on_drop(true)
             .spawn()?;
         let url = format!("http://{listen}/mcp");
-        wait_ready(&url, 1, DEADLINE)
+        wait_ready(&url, 1)
             .await
             .map_err(|err| format!("{name}: {err} (log: {})", log.display()))?;
         Ok(Self { process, url })

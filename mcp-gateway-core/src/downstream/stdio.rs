@@ -91,7 +91,7 @@ pub async fn serve_stdio<R, W>(
         let line = match line {
             Ok(Line::Complete(line)) if line.trim_ascii().is_empty() => continue,
             Ok(Line::Complete(line)) => line,
-            Ok(Line::TooLong(_)) => {
+            Ok(Line::TooLong { .. }) => {
                 let error = JsonRpcError::new(
                     JsonRpcError::PARSE_ERROR,
                     format!("a line longer than {MAX_MESSAGE_BYTES} bytes was skipped"),

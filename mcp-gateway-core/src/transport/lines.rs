@@ -16,7 +16,7 @@ use tokio_util::codec::{Decoder, FramedRead};
 
 use super::{MAX_MESSAGE_BYTES, Outbound, TransportEvent};
 use crate::error::Error;
-use crate::jsonrpc::{Message, truncate};
+use crate::jsonrpc::{Message, answered_id, truncate};
 use crate::spec::ServerId;
 
 /// Messages queued for the writer task.
@@ -107,10 +107,13 @@ where
                     quote(&line)
                 )),
             },
-            Ok(Line::TooLong(head)) => TransportEvent::Garbage(format!(
-                "a line longer than {MAX_MESSAGE_BYTES} bytes was skipped: {}",
-                quote(&head)
-            )),
+            Ok(Line::TooLong { head, tail }) => TransportEvent::TooLong {
+                detail: format!(
+                    "a line longer than {MAX_MESSAGE_BYTES} bytes was skipped: {}",
+                    quote(&head)
+                ),
+                answer_to: answered_id(&head, &tail),
+            },
             Err(err) => return Some(format!("read failed: {err}")),
         };
         if events.send(event).await.is_err() {
@@ -132,18 +135,33 @@ pub enum Line {
     /// A line, without its `\n` (or `\r\n`), as raw bytes: whether it is text is the reader's
     /// concern.
     Complete(BytesMut),
-    /// A line longer than the limit: its first `limit` bytes. The rest of it is skipped.
-    TooLong(BytesMut),
+    /// A line longer than the limit, reported at its end (or the stream's): its first and last
+    /// bytes, at most [`KEPT_BYTES`] and the limit each. The rest of it was skipped.
+    TooLong {
+        /// The line's first bytes.
+        head: BytesMut,
+        /// The line's last bytes.
+        tail: BytesMut,
+    },
 }
 
+/// How much of a skipped line's start and end is kept: enough to quote it and to find which
+/// request it answers.
+const KEPT_BYTES: usize = 4096;
+
+/// A read buffer that grew past this for one long line is given back once the line is out: it
+/// would otherwise stay allocated for the connection's life (57 MiB after one answer of 100 MB
+/// was skipped, in the isolation benchmark).
+const KEPT_CAPACITY: usize = 1 << 20;
+
 /// Splits bytes into lines of at most `limit` bytes. It fails only when reading does; a line
-/// past the limit is reported once as [`Line::TooLong`] and discarded up to its end, so memory
-/// stays bounded (at most `limit` bytes held, and a `\r` that may end the line) and the next
-/// line is read as usual.
+/// past the limit is discarded up to its end as it arrives, so memory stays bounded, and is
+/// reported once as [`Line::TooLong`] when it ends; the next line is read as usual. A line's
+/// closing `\r\n` is not counted, however its bytes arrive.
 pub struct LineCodec {
     limit: usize,
-    /// Whether the bytes up to the next `\n` belong to a line already reported as too long.
-    skipping: bool,
+    /// The kept start and the end seen so far of a line past the limit, while it is skipped.
+    skipped: Option<(BytesMut, BytesMut)>,
     /// How much of the buffer is already known to hold no `\n`.
     searched: usize,
 }
@@ -153,8 +171,27 @@ impl LineCodec {
     pub fn new(limit: usize) -> Self {
         Self {
             limit,
-            skipping: false,
+            skipped: None,
             searched: 0,
+        }
+    }
+
+    fn kept(&self) -> usize {
+        self.limit.min(KEPT_BYTES)
+    }
+
+    /// Moves `bytes`, a part of a line past the limit, into what is kept of it.
+    fn skip(&mut self, bytes: &[u8]) {
+        let kept = self.kept();
+        let (_, tail) = self.skipped.get_or_insert_with(|| {
+            (
+                BytesMut::from(&bytes[..kept.min(bytes.len())]),
+                BytesMut::new(),
+            )
+        });
+        tail.extend_from_slice(&bytes[bytes.len().saturating_sub(kept)..]);
+        if tail.len() > kept {
+            let _ = tail.split_to(tail.len() - kept);
         }
     }
 }
@@ -164,60 +201,64 @@ impl Decoder for LineCodec {
     type Error = std::io::Error;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, std::io::Error> {
-        loop {
-            let Some(offset) = memchr::memchr(b'\n', &buf[self.searched..]) else {
-                // A `\r` at the end may be the first half of the line's `\r\n`, which is not
-                // counted: whether a line fits must not depend on how its bytes arrived.
-                let pending_cr = usize::from(buf.last() == Some(&b'\r'));
-                if self.skipping {
-                    buf.clear();
-                    self.searched = 0;
-                } else if buf.len() > self.limit + pending_cr {
-                    self.skipping = true;
-                    self.searched = 0;
-                    let head = buf.split_to(self.limit);
-                    buf.clear();
-                    return Ok(Some(Line::TooLong(head)));
+        let Some(offset) = memchr::memchr(b'\n', &buf[self.searched..]) else {
+            // A `\r` at the end may be the first half of the line's `\r\n`, which is not
+            // counted: whether a line fits must not depend on how its bytes arrived.
+            let pending_cr = usize::from(buf.last() == Some(&b'\r'));
+            if self.skipped.is_some() || buf.len() > self.limit + pending_cr {
+                // The `\r` stays: it belongs to the line's end if a `\n` follows.
+                let held = buf.len() - pending_cr;
+                self.skip(&buf[..held]);
+                if buf.capacity() > KEPT_CAPACITY {
+                    // Copied out: what is left must not keep the large allocation alive.
+                    *buf = BytesMut::from(&buf[held..]);
                 } else {
-                    self.searched = buf.len();
+                    let _ = buf.split_to(held);
                 }
-                return Ok(None);
-            };
-            let end = self.searched + offset;
-            self.searched = 0;
-            let mut line = buf.split_to(end + 1);
-            line.truncate(end);
-            if line.last() == Some(&b'\r') {
-                line.truncate(end - 1);
+                self.searched = 0;
+            } else {
+                self.searched = buf.len();
             }
-            if self.skipping {
-                // The end of a line already reported: drop it and look for the next one.
-                self.skipping = false;
-                continue;
-            }
-            if line.len() > self.limit {
-                line.truncate(self.limit);
-                return Ok(Some(Line::TooLong(line)));
-            }
-            return Ok(Some(Line::Complete(line)));
+            return Ok(None);
+        };
+        let end = self.searched + offset;
+        self.searched = 0;
+        let mut line = buf.split_to(end + 1);
+        if end >= KEPT_CAPACITY {
+            // The rest is copied out, so the line's allocation goes when the line does.
+            *buf = BytesMut::from(&buf[..]);
         }
+        line.truncate(end);
+        if line.last() == Some(&b'\r') {
+            line.truncate(end - 1);
+        }
+        if self.skipped.is_some() || line.len() > self.limit {
+            self.skip(&line);
+            return Ok(self
+                .skipped
+                .take()
+                .map(|(head, tail)| Line::TooLong { head, tail }));
+        }
+        Ok(Some(Line::Complete(line)))
     }
 
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, std::io::Error> {
         if let Some(line) = self.decode(buf)? {
             return Ok(Some(line));
         }
-        // A last line without its `\n`.
+        // A last line without its `\n`: a last `\r` is part of it, and may take it past the
+        // limit.
         self.searched = 0;
-        if self.skipping || buf.is_empty() {
+        if self.skipped.is_some() || buf.len() > self.limit {
+            self.skip(buf);
             buf.clear();
-            return Ok(None);
+            return Ok(self
+                .skipped
+                .take()
+                .map(|(head, tail)| Line::TooLong { head, tail }));
         }
-        // Without its `\n`, a last `\r` is part of the line, and may take it past the limit.
-        if buf.len() > self.limit {
-            let head = buf.split_to(self.limit);
-            buf.clear();
-            return Ok(Some(Line::TooLong(head)));
+        if buf.is_empty() {
+            return Ok(None);
         }
         Ok(Some(Line::Complete(buf.split())))
     }

@@ -114,7 +114,7 @@ pub(crate) fn open(server: &ServerId, spec: &StdioSpec) -> Result<Connected, Err
         while let Some(Ok(line)) = lines.next().await {
             let line = match line {
                 Line::Complete(line) => String::from_utf8_lossy(&line).into_owned(),
-                Line::TooLong(head) => format!("{}…", String::from_utf8_lossy(&head)),
+                Line::TooLong { head, .. } => format!("{}…", String::from_utf8_lossy(&head)),
             };
             if stderr_events
                 .send(TransportEvent::Stderr(line))

@@ -6,6 +6,7 @@
 //! goes through the connection's [`Owed`](super::owed::Owed) queue.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -14,6 +15,7 @@ use tokio::sync::mpsc;
 use super::{ClientRequestHandler, ListKind, Shared, Signal};
 use crate::events::cut_log_message;
 use crate::jsonrpc::{self, Incoming, JsonRpcError};
+use crate::spec::ServerId;
 use crate::transport::TransportEvent;
 
 /// Reads the transport's events until it closes, answering callers and raising signals.
@@ -22,9 +24,15 @@ pub(super) async fn dispatch(
     mut inbound: mpsc::Receiver<TransportEvent>,
     signals: mpsc::Sender<Signal>,
 ) {
+    // A mutex only so that the dispatcher's future is `Send`: nothing else ever locks it.
+    let drops = std::sync::Mutex::new(Drops::default());
     let raise = |signal: Signal| {
-        if let Err(mpsc::error::TrySendError::Full(signal)) = signals.try_send(signal) {
-            tracing::warn!(server = %shared.server, ?signal, "signal queue full; dropped");
+        let sent = signals.try_send(signal);
+        let Ok(mut drops) = drops.lock() else { return };
+        match sent {
+            Err(mpsc::error::TrySendError::Full(_)) => drops.dropped(&shared.server),
+            Ok(()) => drops.report_due(&shared.server),
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     };
     let lost = shared.lost.clone();
@@ -53,6 +61,18 @@ pub(super) async fn dispatch(
             TransportEvent::Garbage(text) => {
                 raise(Signal::ProtocolViolation(format!("not JSON: {text}")));
             }
+            TransportEvent::TooLong { detail, answer_to } => {
+                // Its caller is told now, not when its request times out.
+                let pending = answer_to.and_then(|id| shared.pending.lock().ok()?.remove(&id));
+                if let Some(pending) = pending {
+                    let error = JsonRpcError::new(
+                        JsonRpcError::INTERNAL_ERROR,
+                        format!("the answer was not read: {detail}"),
+                    );
+                    let _ = pending.answer.send(Err(error));
+                }
+                raise(Signal::ProtocolViolation(detail));
+            }
             TransportEvent::Stderr(line) => raise(Signal::Stderr(line)),
             // Fail the calls now rather than when the process is reaped; read on for its last
             // stderr lines and its exit.
@@ -60,8 +80,50 @@ pub(super) async fn dispatch(
             TransportEvent::Closed(reason) => break reason,
         }
     };
+    if let Ok(mut drops) = drops.lock() {
+        drops.report(&shared.server);
+    }
     shared.fail_all(&reason);
     let _ = signals.send(Signal::Closed(reason)).await;
+}
+
+/// How often dropped signals are reported while a flood lasts.
+const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Signals dropped because their queue was full, reported as a count at most once a second: one
+/// warning per dropped signal turned an upstream's flood of notifications into a flood of the
+/// gateway's own log lines (thousands a second, each a write to stderr).
+#[derive(Default)]
+struct Drops {
+    /// Dropped since the last report.
+    count: u64,
+    last_report: Option<Instant>,
+}
+
+impl Drops {
+    fn dropped(&mut self, server: &ServerId) {
+        self.count += 1;
+        self.report_due(server);
+    }
+
+    /// Reports the count if there is one and the last report is old enough.
+    fn report_due(&mut self, server: &ServerId) {
+        if self.count > 0
+            && self
+                .last_report
+                .is_none_or(|at| at.elapsed() >= DROP_REPORT_INTERVAL)
+        {
+            self.report(server);
+        }
+    }
+
+    fn report(&mut self, server: &ServerId) {
+        if self.count > 0 {
+            tracing::warn!(server = %server, dropped = self.count, "signal queue full; signals dropped");
+            self.count = 0;
+            self.last_report = Some(Instant::now());
+        }
+    }
 }
 
 fn handle_message(shared: &Arc<Shared>, message: Incoming<Box<RawValue>>, raise: &impl Fn(Signal)) {

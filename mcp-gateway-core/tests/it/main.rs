@@ -7,6 +7,7 @@ mod discovery;
 mod failures;
 mod fixture;
 mod hostile;
+mod hostile_peers;
 mod http;
 mod in_process;
 mod limits;

@@ -134,3 +134,17 @@ async fn with_a_token_the_scheme_is_any_case_and_the_token_exact() {
         assert_eq!(response.status(), expected, "{authorization:?}");
     }
 }
+
+#[tokio::test]
+async fn accepted_connections_send_without_waiting_for_acks() {
+    use axum::serve::Listener;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let mut listener = without_delay(listener);
+    let _client = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let (accepted, _) = listener.accept().await;
+    assert!(accepted.nodelay().expect("readable option"));
+}
