@@ -61,12 +61,16 @@ impl Gateway {
                 Err(Error::ShuttingDown) => return,
                 Err(err) => {
                     let reason = error_chain(&err);
+                    // Given up before `add_server` hears of it, so its caller sees the
+                    // `failed` status and the alert, not the moment before them.
                     let permanent = is_permanent(&err);
+                    if permanent {
+                        self.give_up(&slot, &reason);
+                    }
                     if let Some(first) = first.take() {
                         let _ = first.send(Err(err));
                     }
                     if permanent {
-                        self.give_up(&slot, &reason);
                         return;
                     }
                     reason
